@@ -1,0 +1,1 @@
+"""Fault plugins shipped with the harness (registered in pyproject's ``harness.faults``)."""

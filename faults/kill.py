@@ -1,0 +1,17 @@
+"""kill: the domain hosting the role dies at once (SIGKILL of its process tree / xl destroy).
+
+On a kernel role (netback, blkback) in dom0 that is a dom0 crash, and so a host crash.
+"""
+
+from __future__ import annotations
+
+from harness.fault import Fault
+
+
+class Kill(Fault):
+    name = "kill"
+    summary = "kill the domain (or dom0 process) hosting the role; in dom0's kernel: host crash"
+    crashes_dom0 = True
+
+    def _inject(self) -> None:
+        self.host.kill(self.target)

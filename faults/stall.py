@@ -1,0 +1,39 @@
+"""stall: the domain hosting the role stops running for ``duration_s`` (SIGSTOP/SIGCONT of its
+process tree / xl pause), then runs again. On a kernel role in dom0, all of dom0 stalls."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from harness.errors import UsageError
+from harness.fault import Fault
+
+MAX_STALL_S = 600.0
+
+
+@dataclass(frozen=True)
+class StallParams:
+    duration_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.duration_s) and 0 < self.duration_s <= MAX_STALL_S):
+            raise UsageError(
+                f"stall duration_s={self.duration_s}: use a number of seconds above 0 and at most {MAX_STALL_S:g}"
+            )
+
+
+class Stall(Fault):
+    name = "stall"
+    summary = "stop the domain (or dom0 process) hosting the role for duration_s, then resume it"
+    Params = StallParams
+
+    @property
+    def window_s(self) -> float:
+        return float(self.params.duration_s)
+
+    def _inject(self) -> None:
+        self.host.pause(self.target)
+
+    def _revert(self) -> None:
+        self.host.unpause(self.target)

@@ -1,0 +1,89 @@
+"""``windsor``: everything that is not running tests.
+
+  windsor faults              installed fault plugins, roles and topologies
+  windsor topology NAME|FILE  where each role lives in a topology
+  windsor compare JUNIT...    candidate vs baseline, per scenario, from JUnit files
+  windsor bench [--quick]     this machine's figures (matrix time, stall accuracy, restarts, scaling)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+from harness.errors import HarnessError
+from harness.fault import installed_faults
+from harness.model import ROLES
+from harness.topology import builtin_names, load_topology
+
+
+def cmd_faults(_: argparse.Namespace) -> int:
+    print("faults (entry-point group harness.faults):")
+    for name, cls in installed_faults().items():
+        params = ", ".join(f"{k}={v}" for k, v in vars(cls.Params()).items()) or "no parameters"
+        print(f"  {name:8s} {cls.summary}  [{params}]  ({cls.__module__})")
+    print("roles:")
+    print("  " + ", ".join(ROLES))
+    print("topologies:")
+    for name in builtin_names():
+        topo = load_topology(name)
+        print(f"  {name:14s} {topo.description}")
+    return 0
+
+
+def cmd_topology(args: argparse.Namespace) -> int:
+    topo = load_topology(args.name)
+    print(f"{topo.name}: {topo.description}")
+    for role in ROLES:
+        where = topo.domain_of(role, "<guest>")
+        kind = "dom0 kernel" if topo.in_dom0_kernel(role) else ("dom0 process" if where == "dom0" else "domain")
+        print(f"  {role:13s} {where:16s} ({kind})")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from reports.compare import compare
+
+    print(compare(args.junit))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench.bench import main as bench_main
+
+    return bench_main(["--quick"] if args.quick else [])
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (``windsor: error: ...``), not usage plus error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see windsor --help)\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineParser(prog="windsor", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    sub.add_parser("faults", help="list fault plugins, roles, topologies").set_defaults(func=cmd_faults)
+    topo = sub.add_parser("topology", help="show a topology's placement")
+    topo.add_argument("name")
+    topo.set_defaults(func=cmd_topology)
+    comp = sub.add_parser("compare", help="candidate vs baseline table from JUnit files")
+    comp.add_argument("junit", nargs="+")
+    comp.set_defaults(func=cmd_compare)
+    bench = sub.add_parser("bench", help="measure this machine")
+    bench.add_argument("--quick", action="store_true")
+    bench.set_defaults(func=cmd_bench)
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except HarnessError as exc:
+        print(f"windsor: error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""Errors a user can act on: shown as one line, never as a traceback."""
+
+
+class HarnessError(Exception):
+    """Base: the message is one line that names the problem and the fix."""
+
+
+class UsageError(HarnessError):
+    """Bad input (role, fault, topology, URL, parameter): nothing has been touched."""
+
+
+class HostError(HarnessError):
+    """The host did not do what was asked (did not boot, did not answer)."""

@@ -1,0 +1,137 @@
+"""Faults are plugins: a `Fault` subclass registered in the entry-point group ``harness.faults``.
+
+A fault's life (chaostoolkit's shape): parameters are parsed and validated before anything is
+touched (`parse_params`); `inject()` applies it; `hold()` keeps it for its window; `revert()`
+undoes it — always called, in ``finally``, and harmless when called twice or after a failed
+inject. `blast()` says which roles the fault takes down in a given topology and whether it
+crashes the host: the suites compare the measured impact against it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+from harness.backend.base import Host, Target
+from harness.errors import UsageError
+from harness.model import ROLE_DEVICE, GuestSpec, Pair
+from harness.topology import Topology
+
+log = logging.getLogger("windsor")
+
+
+@dataclass(frozen=True)
+class Blast:
+    """What a fault takes down: these roles (for a device model alone: one guest's), or the host."""
+
+    roles: frozenset[str]
+    host_crash: bool = False
+    guest: str | None = None
+
+    def expected(self, guests: tuple[GuestSpec, ...]) -> frozenset[Pair]:
+        """The (guest, device) pairs that may notice."""
+        if self.host_crash:
+            return frozenset((g.name, d) for g in guests for d in g.devices)
+        out = set()
+        for role in self.roles:
+            device = ROLE_DEVICE.get(role)
+            for g in guests:
+                if device in g.devices and (role != "device-model" or self.guest in (None, g.name)):
+                    out.add((g.name, device))
+        return frozenset(out)
+
+
+@dataclass(frozen=True)
+class NoParams:
+    pass
+
+
+class Fault(ABC):
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    Params: ClassVar[type[Any]] = NoParams
+    crashes_dom0: ClassVar[bool] = False  # does hitting a kernel role in dom0 crash the host?
+
+    def __init__(self, host: Host, target: Target, params: Any) -> None:
+        self.host, self.target, self.params = host, target, params
+        self.injected_at: float | None = None
+        self.reverted_at: float | None = None
+
+    @classmethod
+    def parse_params(cls, raw: Mapping[str, str]) -> Any:
+        """Typed, validated parameters from ``key=value`` strings; UsageError on anything wrong."""
+        fields = {f.name: f for f in dataclasses.fields(cls.Params)}
+        values: dict[str, Any] = {}
+        for key, text in raw.items():
+            if key not in fields:
+                known = ", ".join(fields) or "none"
+                raise UsageError(f"fault {cls.name!r} has no parameter {key!r} (parameters: {known})")
+            kind = fields[key].type
+            try:
+                values[key] = float(text) if kind in (float, "float") else int(text) if kind in (int, "int") else text
+            except ValueError:
+                raise UsageError(f"fault {cls.name!r}: {key}={text!r} is not a {kind}") from None
+        return cls.Params(**values)
+
+    @classmethod
+    def blast(cls, topology: Topology, role: str, guest: str | None = None) -> Blast:
+        domain = topology.domain_of(role, guest)
+        if topology.in_dom0_kernel(role):
+            return Blast(topology.roles_in("dom0"), host_crash=cls.crashes_dom0)
+        if domain == "dom0":
+            return Blast(frozenset({role}), guest=guest)
+        return Blast(topology.roles_in(domain), guest=guest)
+
+    @property
+    def window_s(self) -> float:
+        """How long the fault holds before it is reverted (0: it is instantaneous)."""
+        return 0.0
+
+    def inject(self) -> None:
+        log.info("inject %s on %s (%s)", self.name, self.target.entity, self.target.role)
+        self.injected_at = self.host.now()
+        self._inject()
+
+    def hold(self) -> None:
+        if self.injected_at is not None and self.window_s > 0:
+            end = self.injected_at + self.window_s
+            while (left := end - self.host.now()) > 0:
+                time.sleep(min(left, 0.05))  # allow-sleep: this is the fault window itself
+
+    def revert(self) -> None:
+        if self.injected_at is None or self.reverted_at is not None:
+            return
+        self._revert()
+        self.reverted_at = self.host.now()
+        log.info("reverted %s on %s after %.3fs", self.name, self.target.entity,
+                 self.reverted_at - self.injected_at)
+
+    @abstractmethod
+    def _inject(self) -> None: ...
+
+    def _revert(self) -> None:
+        """Undo `_inject`; the default is for faults that leave nothing to undo."""
+
+
+def installed_faults() -> dict[str, type[Fault]]:
+    found: dict[str, type[Fault]] = {}
+    for ep in entry_points(group="harness.faults"):
+        cls = ep.load()
+        if not (isinstance(cls, type) and issubclass(cls, Fault)) or cls.name != ep.name:
+            raise UsageError(f"entry point {ep.name!r} ({ep.value}) is not a Fault named {ep.name!r}")
+        found[ep.name] = cls
+    return dict(sorted(found.items()))
+
+
+def get_fault(name: str) -> type[Fault]:
+    faults = installed_faults()
+    if name not in faults:
+        known = ", ".join(faults) or "none (pip install -e . registers kill and stall)"
+        raise UsageError(f"unknown fault {name!r}: installed faults are {known}")
+    return faults[name]

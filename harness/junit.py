@@ -1,0 +1,118 @@
+"""JUnit: DESIGN.md's property names, the one-line summary for system-out, and reading a
+baseline back from an earlier run's JUnit file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+from junitparser import JUnitXmlError
+from junitparser.xunit2 import JUnitXml, TestCase, TestSuite
+
+from harness.errors import UsageError
+from harness.runner import CaseResult
+
+METRICS = (
+    "fault", "target_role", "target_domain", "topology", "seed", "guests_total", "guests_impacted",
+    "guests_expected_impacted", "max_guest_downtime_s", "service_restart_s", "guest_recovery_s",
+    "acked_writes_lost", "host_survived",
+)
+
+
+def fmt(value: object) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def case_properties(r: CaseResult) -> dict[str, str]:
+    m = r.metrics
+    values: dict[str, object] = {
+        "fault": r.scenario.fault, "target_role": r.scenario.role, "target_domain": r.target.entity,
+        "topology": r.topology, "seed": r.seed, "guests_total": m.guests_total,
+        "guests_impacted": m.guests_impacted, "guests_expected_impacted": m.guests_expected_impacted,
+        "max_guest_downtime_s": m.max_guest_downtime_s, "service_restart_s": m.service_restart_s,
+        "guest_recovery_s": m.guest_recovery_s, "acked_writes_lost": m.acked_writes_lost,
+        "host_survived": m.host_survived,
+        "fault_params": ",".join(f"{k}={v}" for k, v in r.scenario.params),
+        "fault_window_s": r.fault_window_s,
+        "noise_s": m.noise_s,
+        "impacted": " ".join(f"{g}:{d}" for g, d in sorted(m.impacted)),
+        "disturbed": " ".join(r.disturbed),
+    }
+    return {k: fmt(v) for k, v in values.items()}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A scenario's candidate result and its monolithic baseline (run now, or read from JUnit)."""
+
+    candidate: CaseResult
+    baseline: Mapping[str, str] | None
+
+    def properties(self) -> list[tuple[str, str]]:
+        props = list(case_properties(self.candidate).items())
+        if self.baseline is not None:
+            props += [(f"baseline.{k}", v) for k, v in self.baseline.items()]
+        return props
+
+    def summary_line(self) -> str:
+        parts = [f"WINDSOR {self.candidate.scenario.id}", brief(case_properties(self.candidate))]
+        if self.baseline is not None:
+            parts.append("baseline " + brief(self.baseline))
+        return " | ".join(parts)
+
+
+def brief(p: Mapping[str, str]) -> str:
+    host = "host survived" if p.get("host_survived") == "true" else "HOST CRASHED"
+    return (
+        f"{p.get('topology')}: {p.get('guests_impacted')}/{p.get('guests_total')} guests impacted "
+        f"(expected {p.get('guests_expected_impacted')}), max downtime {p.get('max_guest_downtime_s')}s, "
+        f"restart {p.get('service_restart_s')}s, recovery {p.get('guest_recovery_s')}s, "
+        f"acked writes lost {p.get('acked_writes_lost')}, {host}"
+    )
+
+
+def read_cases(path: str, what: str = "") -> Iterator[TestCase]:
+    """Every testcase of a JUnit file (one suite or many); UsageError if it is not one."""
+    if not Path(path).is_file():
+        raise UsageError(f"{what}{path!r}: no such file")
+    try:
+        xml = JUnitXml.fromfile(path)
+    except (JUnitXmlError, SyntaxError, ValueError) as exc:
+        raise UsageError(f"{what}{path!r} is not a JUnit XML file: {exc}") from None
+    for suite in [xml] if isinstance(xml, TestSuite) else list(xml):
+        for case in suite:
+            yield cast(TestCase, case)
+
+
+def case_props(case: TestCase) -> dict[str, str]:
+    return {str(p.name): str(p.value) for p in case.properties()}  # type: ignore[no-untyped-call]
+
+
+class BaselineJunit:
+    """Baselines by test name from an earlier JUnit file: a case's own metrics when it ran on the
+    baseline topology, else its ``baseline.*`` properties."""
+
+    def __init__(self, path: str, topology: str) -> None:
+        self.path = path
+        self.by_name: dict[str, dict[str, str]] = {}
+        for case in read_cases(path, "--baseline-junit "):
+            props = case_props(case)
+            if props.get("topology") == topology:
+                picked = {k: props[k] for k in METRICS if k in props}
+            else:
+                picked = {k[9:]: v for k, v in props.items() if k.startswith("baseline.") and k[9:] in METRICS}
+            if picked:
+                self.by_name[str(case.name)] = picked
+
+    def get(self, test_name: str) -> Mapping[str, str]:
+        if test_name not in self.by_name:
+            raise UsageError(f"--baseline-junit {self.path!r} has no baseline for {test_name}")
+        return self.by_name[test_name]

@@ -1,0 +1,140 @@
+"""The pytest plugin (entry point ``pytest11``): options, markers, the scenario matrix and the
+``windsor`` fixture that runs a scenario with its baseline and records JUnit properties."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pytest
+
+from harness.errors import HarnessError, UsageError
+from harness.junit import BaselineJunit, Outcome, case_properties
+from harness.runner import run_case
+from harness.scenario import Budgets, RunOptions, Scenario, matrix, parse_fault_params
+
+OPTIONS = pytest.StashKey[RunOptions]()
+BASELINES = pytest.StashKey["BaselineJunit | None"]()
+T = TypeVar("T")
+
+# (option, ini/dest name, type, default, help)
+SETTINGS: list[tuple[str, str, Callable[[str], Any], str, str]] = [
+    ("--host", "windsor_host", str, "sim://", "host URL to test (sim://, ...)"),
+    ("--topology", "windsor_topology", str, "disaggregated", "topology under test (name or .toml path)"),
+    ("--baseline-topology", "windsor_baseline_topology", str, "monolithic",
+     "topology each scenario is compared with"),
+    ("--roles", "windsor_roles", str, "all", "comma-separated roles to test"),
+    ("--faults", "windsor_faults", str, "all", "comma-separated fault plugins to inject"),
+    ("--guests", "windsor_guests", int, "6", "guests per host"),
+    ("--seed", "windsor_seed", int, "0", "seed for the guest mix and workload phases"),
+    ("--cadence-ms", "windsor_cadence_ms", float, "10", "guests' operation cadence"),
+    ("--impact-threshold-ms", "windsor_impact_threshold_ms", float, "50",
+     "downtime beyond the cadence from which a guest device counts as impacted"),
+    ("--restart-budget", "windsor_restart_budget", float, "5", "seconds allowed for a service to be healthy again"),
+    ("--recovery-budget", "windsor_recovery_budget", float, "10",
+     "seconds allowed for every impacted guest to progress again"),
+]
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from harness import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("windsor", "Windsor resilience harness")
+    for flag, name, _, default, help_text in SETTINGS:
+        group.addoption(flag, dest=name, default=None, help=f"{help_text} (ini {name}; default {default})")
+        parser.addini(name, help_text, default=default)
+    group.addoption("--fault-param", dest="windsor_fault_params", action="append", default=[],
+                    metavar="FAULT.KEY=VALUE", help="a fault parameter, e.g. stall.duration_s=0.5 (repeatable)")
+    group.addoption("--baseline-junit", dest="windsor_baseline_junit", default=None, metavar="FILE",
+                    help="take each scenario's baseline from an earlier JUnit file instead of running it")
+    group.addoption("--no-baseline", dest="windsor_no_baseline", action="store_true",
+                    help="do not run or record a baseline")
+
+
+def _setting(config: pytest.Config, name: str, cast: Callable[[str], T], flag: str) -> T:
+    raw = config.getoption(name)
+    if raw is None:
+        raw = config.getini(name)
+    try:
+        return cast(str(raw))
+    except ValueError:
+        raise UsageError(f"{flag} {raw!r} is not a valid {cast.__name__}") from None
+
+
+def options_from(config: pytest.Config) -> RunOptions:
+    s: dict[str, Any] = {name: _setting(config, name, cast, flag) for flag, name, cast, _, _ in SETTINGS}
+    return RunOptions(
+        host=s["windsor_host"], topology=s["windsor_topology"],
+        baseline_topology="" if config.getoption("windsor_no_baseline") else s["windsor_baseline_topology"],
+        guests=s["windsor_guests"], seed=s["windsor_seed"], cadence_s=s["windsor_cadence_ms"] / 1000,
+        impact_threshold_s=s["windsor_impact_threshold_ms"] / 1000,
+        budgets=Budgets(s["windsor_restart_budget"], s["windsor_recovery_budget"]),
+        fault_params=parse_fault_params(config.getoption("windsor_fault_params")),
+        roles=_choice(s["windsor_roles"]), faults=_choice(s["windsor_faults"]),
+    ).validate()
+
+
+def _choice(text: str) -> tuple[str, ...]:
+    return () if text.strip() in ("", "all") else tuple(x.strip() for x in text.split(","))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in (
+        "windsor_role(name): the service role a scenario targets",
+        "windsor_fault(name): the fault plugin a scenario injects",
+        "destructive: injects faults; run only against test hosts",
+        "lab: needs the real-Xen lab (lab://)",
+    ):
+        config.addinivalue_line("markers", marker)
+    try:
+        opts = options_from(config)
+        path = config.getoption("windsor_baseline_junit")
+        config.stash[BASELINES] = BaselineJunit(path, opts.baseline_topology or "monolithic") if path else None
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[OPTIONS] = opts
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "windsor_scenario" not in metafunc.fixturenames:
+        return
+    scenarios = matrix(metafunc.config.stash[OPTIONS])
+    metafunc.parametrize("windsor_scenario", [
+        pytest.param(s, id=s.id, marks=[pytest.mark.windsor_role(s.role), pytest.mark.windsor_fault(s.fault),
+                                        pytest.mark.destructive])
+        for s in scenarios
+    ])
+
+
+class Windsor:
+    """What a suite test gets: the run options and `run(scenario)`."""
+
+    def __init__(self, item: pytest.Item) -> None:
+        self.item = item
+        self.options = item.config.stash[OPTIONS]
+        self.budgets = self.options.budgets
+
+    def run(self, scenario: Scenario) -> Outcome:
+        """Run the scenario on the baseline topology (unless read from JUnit or disabled) and on
+        the topology under test; record both as JUnit properties and one system-out line."""
+        opts = self.options
+        baselines = self.item.config.stash[BASELINES]
+        baseline: dict[str, str] | None = None
+        if baselines is not None:
+            baseline = dict(baselines.get(self.item.name))
+        elif opts.baseline_topology:
+            baseline = case_properties(run_case(scenario, opts, opts.baseline_topology))
+        outcome = Outcome(run_case(scenario, opts, opts.topology), baseline)
+        self.item.user_properties.extend(outcome.properties())
+        print(outcome.summary_line())
+        self.item.config.hook.pytest_windsor_result(item=self.item, outcome=outcome)
+        return outcome
+
+
+@pytest.fixture
+def windsor(request: pytest.FixtureRequest) -> Windsor:
+    return Windsor(request.node)

@@ -1,0 +1,118 @@
+"""One scenario on one topology, start to end:
+boot → steady state → inject → hold → revert (always) → service healthy → guests progress →
+observe → metrics. Every wait has a deadline and says what it waits for."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from harness.backend import get_host
+from harness.backend.base import Host, Target
+from harness.errors import HostError, UsageError
+from harness.fault import Blast, get_fault
+from harness.metrics import Metrics, PairImpact, compute
+from harness.model import GuestSpec, Pair, check_role, fleet, pairs
+from harness.scenario import RunOptions, Scenario
+from harness.topology import Topology, load_topology
+from harness.waiting import wait_until
+
+log = logging.getLogger("windsor")
+STEADY_TIMEOUT_S = 30.0
+STEADY_WINDOW_S = 0.3  # steady state observed before every fault: each device's own jitter
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    scenario: Scenario
+    topology: str
+    target: Target
+    blast: Blast
+    metrics: Metrics
+    impacts: dict[Pair, PairImpact]
+    disturbed: tuple[str, ...]  # entities outside the blast radius that were restarted
+    fault_window_s: float
+    seed: int
+
+
+def progressing(host: Host, want: frozenset[Pair], since: float, count: int) -> bool:
+    """Every pair in `want` completed at least `count` operations after `since`."""
+    progress = host.progress()
+    return all(sum(1 for t in progress.get(p, ()) if t > since) >= count for p in want)
+
+
+def resolve(
+    scenario: Scenario, opts: RunOptions, topology_name: str
+) -> tuple[Topology, tuple[GuestSpec, ...], str | None]:
+    check_role(scenario.role)
+    topology = load_topology(topology_name)
+    guests = fleet(opts.guests, opts.seed)
+    guest = scenario.guest
+    if scenario.role == "device-model":
+        hvm = [g.name for g in guests if g.hvm]
+        guest = guest or hvm[0]
+        if guest not in hvm:
+            raise UsageError(f"device-model fault on {guest!r}: it is not an HVM guest (HVM guests: {', '.join(hvm)})")
+    return topology, guests, guest
+
+
+def run_case(scenario: Scenario, opts: RunOptions, topology_name: str) -> CaseResult:
+    topology, guests, guest = resolve(scenario, opts, topology_name)
+    fault_cls = get_fault(scenario.fault)
+    params = fault_cls.parse_params(dict(scenario.params))
+    blast = fault_cls.blast(topology, scenario.role, guest)
+    all_pairs = pairs(guests)
+    budgets = opts.budgets
+    with get_host(opts.host) as host:
+        log.info("booting %s on %s with %d guests", topology.name, opts.host, len(guests))
+        host.boot(topology, guests, opts.cadence_s, opts.seed)
+        booted = host.now()
+        if not wait_until("steady state: every guest device progressing",
+                          lambda: progressing(host, all_pairs, booted, 3), STEADY_TIMEOUT_S):
+            stuck = sorted(p for p in all_pairs if not progressing(host, frozenset({p}), booted, 3))
+            raise HostError(f"no steady state within {STEADY_TIMEOUT_S:.0f}s: not progressing {stuck}")
+        t_steady = host.now()
+        ops = max(10, round(STEADY_WINDOW_S / opts.cadence_s))
+        if not wait_until(f"{ops} operations of every device as the noise reference",
+                          lambda: progressing(host, all_pairs, t_steady, ops), STEADY_TIMEOUT_S):
+            raise HostError(f"steady state lost within {STEADY_TIMEOUT_S:.0f}s of being reached")
+        target = host.locate(scenario.role, guest)
+        before = {e.name: e.incarnation for e in host.entities()}
+        fault = fault_cls(host, target, params)
+        try:
+            fault.inject()
+            fault.hold()
+        finally:
+            fault.revert()
+        t0 = fault.injected_at
+        assert t0 is not None
+        t_reverted = fault.reverted_at or host.now()
+        restart_deadline = max(2 * budgets.restart_s, budgets.restart_s + 5.0)
+        healthy_at: list[float] = []
+
+        def healthy() -> bool:
+            health = host.health(scenario.role, guest)
+            if health.ok:
+                since = health.ready_since
+                healthy_at.append(since if since is not None and since > t0 else host.now())
+            return health.ok
+
+        ok = wait_until(f"{scenario.role} healthy again", healthy, restart_deadline)
+        restart_s = healthy_at[0] - t0 if ok else None
+        t_back = max(t_reverted, healthy_at[0] if ok else host.now())
+        recovery_deadline = max(2 * budgets.recovery_s, budgets.recovery_s + 5.0)
+        wait_until("every guest device progressing again",
+                   lambda: progressing(host, all_pairs, t_back, 2), recovery_deadline)
+        t_end = host.now()
+        after = {e.name: e.incarnation for e in host.entities()}
+        progress = host.progress()
+        lost = host.acked_writes_lost()
+        survived = host.host_reboots() == 0
+    allowed = set(before) if blast.host_crash else {target.entity}
+    disturbed = tuple(sorted(n for n, inc in before.items() if n not in allowed and after.get(n) != inc))
+    metrics, impacts = compute(
+        progress, all_pairs, blast.expected(guests), t_steady, t0, t_end, opts.cadence_s,
+        opts.impact_threshold_s, restart_s, lost, survived,
+    )
+    return CaseResult(scenario, topology.name, target, blast, metrics, impacts, disturbed,
+                      t_reverted - t0, opts.seed)

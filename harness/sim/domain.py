@@ -1,0 +1,69 @@
+"""Entry point of every sim:// process: ``python -m harness.sim.domain '<json config>'``.
+
+``kind`` is ``service`` (a domain, or a dom0 process, hosting roles in-process), ``dom0`` (the
+control domain: its init) or ``guest``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import signal
+import sys
+import threading
+from typing import Any
+
+from harness.sim import paths
+from harness.sim.context import RoleContext
+from harness.sim.spawn import announce, die_with_parent
+from harness.sim.xsclient import XsClient
+
+ROLE_CLASSES = {
+    "xenstore": "harness.sim.xenstored:Xenstored",
+    "toolstack": "harness.sim.toolstack:Toolstack",
+    "netback": "harness.sim.netback:Netback",
+    "blkback": "harness.sim.blkback:Blkback",
+    "console": "harness.sim.console:Console",
+    "device-model": "harness.sim.devmodel:DeviceModel",
+}
+
+
+def start_roles(ctx: RoleContext, roles: list[str]) -> None:
+    """Start roles in this process, xenstore first; return once every one of them serves."""
+    for role in sorted(roles, key=lambda r: r != "xenstore"):
+        module, cls = ROLE_CLASSES[role].split(":")
+        getattr(importlib.import_module(module), cls)(ctx)
+    if any(r != "xenstore" for r in roles):
+        ctx.xs.read("/", timeout=10.0)  # xenstore answers: we can do handshakes
+
+
+def run_service(cfg: dict[str, Any]) -> None:
+    stop = threading.Event()
+    ctx = RoleContext(
+        name=cfg["name"], domid=int(cfg["domid"]), run_dir=cfg["run_dir"],
+        xs=XsClient(paths.xenstore(cfg["run_dir"]), stop), target=cfg.get("target"), stop=stop,
+    )
+    start_roles(ctx, list(cfg["roles"]))
+    announce({"name": cfg["name"], "sockets": ctx.sockets})
+    stop.wait()
+
+
+def main() -> None:
+    cfg: dict[str, Any] = json.loads(sys.argv[1])
+    die_with_parent(int(cfg["parent"]))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    kind = cfg["kind"]
+    if kind == "guest":
+        from harness.sim.guest import run_guest
+
+        run_guest(cfg)
+    elif kind == "dom0":
+        from harness.sim.dom0 import run_dom0
+
+        run_dom0(cfg)
+    else:
+        run_service(cfg)
+
+
+if __name__ == "__main__":
+    main()

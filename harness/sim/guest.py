@@ -1,0 +1,193 @@
+"""A guest: frontends that do the xenbus handshake, and workloads that record every completed
+operation, with a monotonic timestamp, in the guest's own record file (a channel that does not
+pass through any service domain). A frontend whose backend dies reconnects by itself when a
+backend offers again, and retries its in-flight request; a disk write counts only once acked."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import random
+import threading
+import time
+from typing import Any
+
+from harness.sim import paths
+from harness.sim.proto import Channel
+from harness.sim.spawn import announce
+from harness.sim.xenbus import Frontend
+from harness.sim.xsclient import XsClient
+
+BLOCK = 64
+KIND = {"net": "vif", "disk": "vbd", "console": "console", "emul": "dm"}
+
+
+def block(name: str, seq: int) -> bytes:
+    """The content of block `seq` of guest `name`'s disk (what the acked-write check expects)."""
+    tag = hashlib.sha1(f"{name}:{seq}".encode()).hexdigest()[:16]
+    return f"{name} {seq} {tag}".ljust(BLOCK - 1).encode() + b"\n"
+
+
+class Broken(OSError):
+    """The data path went away."""
+
+
+class Recorder:
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def record(self, device: str, seq: int) -> None:
+        os.write(self.fd, f"{time.monotonic():.6f} {device} {seq}\n".encode())
+
+
+class Ticker:
+    """A fixed cadence that never bursts to catch up after an outage."""
+
+    def __init__(self, cadence: float, phase: float, stop: threading.Event) -> None:
+        self.cadence, self.stop = cadence, stop
+        self.next = time.monotonic() + phase
+
+    def wait(self) -> None:
+        now = time.monotonic()
+        if self.next > now:
+            self.stop.wait(self.next - now)
+        self.next = max(self.next + self.cadence, time.monotonic())
+
+
+def _answer(chan: Channel) -> dict[str, Any]:
+    msg = chan.recv()
+    if msg is None:
+        raise Broken("backend closed the ring")
+    return msg
+
+
+class Workload:
+    device = ""
+
+    def attach(self, chan: Channel) -> None:
+        pass
+
+    def first_seq(self, chan: Channel) -> int:
+        return 0
+
+    def op(self, chan: Channel, seq: int) -> None:
+        chan.send({"seq": seq, "line": f"{self.device} {seq}"})
+        _answer(chan)
+
+
+class ConsoleWork(Workload):
+    device = "console"
+
+
+class EmulWork(Workload):
+    device = "emul"
+
+
+class DiskWork(Workload):
+    device = "disk"
+
+    def __init__(self, name: str, rec: Recorder) -> None:
+        self.name, self.rec = name, rec
+
+    def first_seq(self, chan: Channel) -> int:
+        chan.send({"op": "size"})
+        return int(_answer(chan)["size"]) // BLOCK
+
+    def op(self, chan: Channel, seq: int) -> None:
+        data = block(self.name, seq)
+        chan.send({"op": "write", "seq": seq, "off": seq * BLOCK, "data": data.hex()})
+        if not _answer(chan).get("ok"):
+            raise Broken("write refused")
+        chan.send({"op": "read", "seq": seq, "off": seq * BLOCK, "len": BLOCK})
+        if bytes.fromhex(_answer(chan)["data"]) != data:
+            self.rec.record("disk-corrupt", seq)
+
+
+class NetWork(Workload):
+    """Echo with a peer guest through netback: ping it, count the pong."""
+
+    device = "net"
+
+    def __init__(self, mac: str, peer: str) -> None:
+        self.mac, self.peer = mac, peer
+        self.pongs: queue.Queue[int] = queue.Queue()
+
+    def attach(self, chan: Channel) -> None:
+        self.pongs = pongs = queue.Queue[int]()
+        threading.Thread(target=self._rx, args=(chan, pongs), daemon=True).start()
+
+    def _rx(self, chan: Channel, pongs: queue.Queue[int]) -> None:
+        try:
+            while (frame := chan.recv()) is not None:
+                if frame.get("t") == "ping":
+                    chan.send({"dst": frame["src"], "src": self.mac, "t": "pong", "seq": frame["seq"]})
+                elif frame.get("t") == "pong":
+                    pongs.put(int(frame["seq"]))
+        except (OSError, ValueError):
+            pass
+        pongs.put(-1)
+
+    def op(self, chan: Channel, seq: int) -> None:
+        while True:
+            chan.send({"dst": self.peer, "src": self.mac, "t": "ping", "seq": seq})
+            deadline = time.monotonic() + 0.25
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    got = self.pongs.get(timeout=left)
+                except queue.Empty:
+                    break
+                if got == -1:
+                    raise Broken("netback closed the ring")
+                if got == seq:
+                    return
+
+
+def device_loop(fe: Frontend, work: Workload, rec: Recorder, ticker: Ticker) -> None:
+    seq: int | None = None
+    while not ticker.stop.is_set():
+        chan = fe.connect()
+        if chan is None:
+            return
+        try:
+            work.attach(chan)
+            if seq is None:
+                seq = work.first_seq(chan)
+            while True:
+                ticker.wait()
+                work.op(chan, seq)  # an op cut by a dead backend is retried with the same seq
+                rec.record(work.device, seq)
+                seq += 1
+        except (OSError, ValueError, KeyError):
+            chan.close()
+
+
+def run_guest(cfg: dict[str, Any]) -> None:
+    name, domid, run_dir = cfg["name"], int(cfg["domid"]), cfg["run_dir"]
+    cadence = float(cfg["cadence"])
+    rng = random.Random(f"{cfg.get('seed', 0)}:{name}")
+    stop = threading.Event()
+    rec = Recorder(paths.records(run_dir, name))
+    rec.record("boot", int(cfg.get("boot", 0)))
+    xs = XsClient(paths.xenstore(run_dir), stop)
+    works: list[Workload] = []
+    for device in cfg["devices"]:
+        if device == "net":
+            works.append(NetWork(cfg["mac"], cfg["peer_mac"]))
+        elif device == "disk":
+            works.append(DiskWork(name, rec))
+        elif device == "console":
+            works.append(ConsoleWork())
+        elif device == "emul":
+            works.append(EmulWork())
+    for work in works:
+        fe = Frontend(xs, domid, KIND[work.device])
+        ticker = Ticker(cadence, rng.uniform(0, cadence), stop)
+        threading.Thread(target=device_loop, args=(fe, work, rec, ticker), daemon=True).start()
+    announce({"name": name})
+    beat = Ticker(cadence, rng.uniform(0, cadence), stop)
+    n = 0
+    while not stop.is_set():
+        beat.wait()
+        rec.record("heartbeat", n)
+        n += 1

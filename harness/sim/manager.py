@@ -1,0 +1,320 @@
+"""The sim:// hypervisor and Windsor's watchdog: ``python -m harness.sim.manager RUN_DIR CFG``.
+
+It keeps the domain table, starts every domain as a process in its own process group, rebuilds a
+dead service domain (with a new domid, as Xen's ``on_crash="restart"`` does) and re-attaches the
+guests' devices to it (the recovery agent's job), and reboots the host when dom0 dies: every
+domain is killed, xenstore starts empty, the service domains boot again and the guests are
+created again through the toolstack (as xendomains does). Control requests arrive on
+``s/manager.sock`` as JSON lines; see `Manager.handle`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+from harness.sim import paths
+from harness.sim.guest import KIND
+from harness.sim.proto import Msg, Server, request, serve_requests
+from harness.sim.spawn import Spawner, SpawnError, announce, die_with_parent, wait_ready
+from harness.sim.xenbus import attach
+from harness.sim.xsclient import XsClient
+
+ROLE_OF_DEVICE = {"net": "netback", "disk": "blkback", "console": "console", "emul": "device-model"}
+READY_TIMEOUT = 20.0
+
+
+@dataclass
+class Dom:
+    name: str
+    domid: int
+    kind: str  # dom0 | service | dm | guest
+    roles: list[str]
+    pid: int = 0
+    create_time: float = 0.0
+    ready_t: float = 0.0
+    sockets: dict[str, str] = field(default_factory=dict)
+    procs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    target: str | None = None  # the guest a device model serves
+    popen: subprocess.Popen[bytes] | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "popen"}
+
+
+class Manager:
+    def __init__(self, run_dir: str, cfg: dict[str, Any]) -> None:
+        self.run_dir, self.cfg = run_dir, cfg
+        self.placement: dict[str, str] = {
+            role: d["name"] for d in cfg["topology"]["domains"] for role in d["roles"]
+        }
+        self.stubdom_dm = cfg["topology"].get("device_model", "dom0") == "stubdom"
+        self.spawner = Spawner(run_dir)
+        self.lock = threading.RLock()
+        self.doms: dict[str, Dom] = {}
+        self.guests: dict[str, dict[str, Any]] = {}
+        self.events: list[dict[str, Any]] = []
+        self.state, self.boots, self.next_domid = "down", 0, 1
+        self.stop = threading.Event()
+        self.xs = XsClient(paths.xenstore(run_dir), self.stop)
+
+    # -- placement ---------------------------------------------------------------------------
+    def domain_of(self, role: str, guest: str | None = None) -> str:
+        if role == "device-model":
+            return f"dm-{guest}" if self.stubdom_dm else "dom0"
+        return self.placement.get(role, "dom0")
+
+    def event(self, what: str, **info: Any) -> None:
+        with self.lock:
+            self.events.append({"t": time.monotonic(), "event": what, **info})
+
+    # -- domains -----------------------------------------------------------------------------
+    def spawn(self, name: str, kind: str, roles: list[str], target: str | None = None) -> Dom:
+        with self.lock:
+            domid = 0 if kind == "dom0" else self.next_domid
+            self.next_domid += kind != "dom0"
+        target_id = self.guests[target]["domid"] if target else None
+        cfg = {"kind": "dom0" if kind == "dom0" else ("guest" if kind == "guest" else "service"),
+               "name": name, "domid": domid, "roles": roles, "target": target_id}
+        popen = self.spawner.start(cfg, name, new_session=True)
+        dom = Dom(name, domid, kind, roles, pid=popen.pid, target=target, popen=popen)
+        try:
+            dom.create_time = psutil.Process(popen.pid).create_time()
+            ready = wait_ready(popen, READY_TIMEOUT)
+        except (SpawnError, psutil.Error):
+            _killpg(popen.pid)
+            popen.wait()
+            raise
+        dom.ready_t, dom.sockets = ready["ready_t"], ready.get("sockets", {})
+        dom.procs = ready.get("procs", {})
+        with self.lock:
+            self.doms[name] = dom
+        self.event("ready", domain=name, domid=domid, pid=dom.pid)
+        threading.Thread(target=self._reap, args=(dom,), daemon=True).start()
+        return dom
+
+    def _reap(self, dom: Dom) -> None:
+        assert dom.popen is not None
+        dom.popen.wait()
+        with self.lock:
+            current = self.doms.get(dom.name) is dom
+            if current:
+                del self.doms[dom.name]
+        if not current:
+            return
+        self.event("died", domain=dom.name, domid=dom.domid, pid=dom.pid)
+        if self.state != "running":
+            return
+        if dom.kind == "dom0":
+            self.reboot()
+        elif dom.kind in ("service", "dm"):
+            self.rebuild(dom)
+
+    def rebuild(self, dead: Dom) -> None:
+        for attempt in range(5):
+            try:
+                new = self.spawn(dead.name, dead.kind, dead.roles, dead.target)
+                break
+            except SpawnError as exc:
+                self.event("rebuild-failed", domain=dead.name, attempt=attempt, error=str(exc))
+        else:
+            return
+        self.event("rebuilt", domain=new.name, domid=new.domid, pid=new.pid)
+        try:
+            self.xs.rm(f"/local/domain/{dead.domid}")
+            for spec in list(self.guests.values()):
+                for dev in self.devices(spec):
+                    if dev["domain"] == new.name and spec.get("running"):
+                        attach(self.xs, spec["domid"], new.domid, dev["kind"], 0, dev["params"])
+        except OSError as exc:
+            self.event("reattach-failed", domain=new.name, error=str(exc))
+
+    def devices(self, spec: dict[str, Any]) -> list[dict[str, Any]]:
+        out = []
+        for device in spec["devices"]:
+            if device not in ROLE_OF_DEVICE:
+                continue
+            domain = self.domain_of(ROLE_OF_DEVICE[device], spec["name"])
+            params = {"net": {"mac": spec.get("mac", "")},
+                      "disk": {"params": paths.disk(self.run_dir, spec["name"])},
+                      "console": {"name": spec["name"]}}.get(device, {})
+            out.append({"kind": KIND[device], "domain": domain, "params": params})
+        return out
+
+    # -- host lifecycle ----------------------------------------------------------------------
+    def boot(self) -> Msg:
+        with self.lock:
+            self.state, self.next_domid = "booting", 1
+            self.boots += 1
+        if os.path.exists(paths.journal(self.run_dir)):
+            os.unlink(paths.journal(self.run_dir))
+        self.event("boot", boot=self.boots)
+        service = {d["name"]: d["roles"] for d in self.cfg["topology"]["domains"] if d["name"] != "dom0"}
+        dom0_roles = [r for r in self.cfg["roles"] if self.domain_of(r) == "dom0" and r != "device-model"]
+        if not self.stubdom_dm:
+            dom0_roles.append("device-model")
+        xs_home = self.domain_of("xenstore")
+        if xs_home != "dom0":
+            self.spawn(xs_home, "service", service.pop(xs_home))
+        self.spawn("dom0", "dom0", dom0_roles)
+        for name, roles in service.items():
+            self.spawn(name, "service", roles)
+        with self.lock:
+            self.state = "running"
+        self.event("booted", boot=self.boots)
+        return {"ok": True, "boot": self.boots}
+
+    def reboot(self) -> None:
+        with self.lock:
+            self.state = "rebooting"
+        self.event("host-crash")
+        self.kill_all()
+        self.boot()
+        for spec in list(self.guests.values()):
+            spec["boot"] = spec.get("boot", 0) + 1
+            spec["running"] = False
+            try:
+                request(paths.toolstack(self.run_dir), {"op": "create", "guest": spec}, timeout=30.0)
+            except OSError as exc:
+                self.event("autostart-failed", domain=spec["name"], error=str(exc))
+        self.event("rebooted", boot=self.boots)
+
+    def kill_all(self) -> None:
+        with self.lock:
+            doms = list(self.doms.values())
+            self.doms.clear()
+        for dom in doms:
+            _killpg(dom.pid)
+        for dom in doms:
+            if dom.popen is not None:
+                dom.popen.wait()
+
+    # -- guests ------------------------------------------------------------------------------
+    def domain_create(self, spec: dict[str, Any]) -> Msg:
+        if self.state not in ("running", "rebooting"):
+            return {"ok": False, "error": f"host is {self.state}"}
+        name = spec["name"]
+        with self.lock:
+            if name in self.doms:
+                return {"ok": False, "error": f"domain {name} exists"}
+            spec = {**self.guests.get(name, {}), **spec, "domid": self.next_domid, "running": False}
+            self.next_domid += 1
+            self.guests[name] = spec
+        if "emul" in spec["devices"]:
+            if self.stubdom_dm:
+                self.spawn(f"dm-{name}", "dm", ["device-model"], target=name)
+            else:
+                made = request(paths.dom0_ctl(self.run_dir),
+                               {"op": "spawn_dm", "guest": name, "target": spec["domid"]}, 20.0)
+                if not made.get("ok"):
+                    return made
+                self.register({"domain": "dom0", **made})
+        devices = [{"kind": d["kind"], "backend": self.doms[d["domain"]].domid, "params": d["params"]}
+                   for d in self.devices(spec)]
+        return {"ok": True, "domid": spec["domid"], "devices": devices}
+
+    def domain_unpause(self, domid: int) -> Msg:
+        spec = next((s for s in self.guests.values() if s["domid"] == domid), None)
+        if spec is None:
+            return {"ok": False, "error": f"no domain {domid}"}
+        dom = self.spawn_guest(spec)
+        return {"ok": True, "domid": dom.domid, "pid": dom.pid}
+
+    def spawn_guest(self, spec: dict[str, Any]) -> Dom:
+        popen = self.spawner.start({**spec, "kind": "guest"}, spec["name"], new_session=True)
+        dom = Dom(spec["name"], spec["domid"], "guest", [], pid=popen.pid, popen=popen)
+        dom.create_time = psutil.Process(popen.pid).create_time()
+        dom.ready_t = wait_ready(popen, READY_TIMEOUT)["ready_t"]
+        spec["running"] = True
+        with self.lock:
+            self.doms[dom.name] = dom
+        self.event("ready", domain=dom.name, domid=dom.domid, pid=dom.pid)
+        threading.Thread(target=self._reap, args=(dom,), daemon=True).start()
+        return dom
+
+    def domain_destroy(self, name: str) -> Msg:
+        with self.lock:
+            dom = self.doms.pop(name, None)
+            spec = self.guests.pop(name, None)
+        if dom is None or spec is None:
+            return {"ok": False, "error": f"no guest {name}"}
+        _killpg(dom.pid)
+        dm = self.doms.pop(f"dm-{name}", None)
+        if dm is not None:
+            _killpg(dm.pid)
+        elif "emul" in spec["devices"]:
+            request(paths.dom0_ctl(self.run_dir), {"op": "stop_dm", "guest": name}, 5.0)
+        return {"ok": True, "domid": dom.domid}
+
+    def register(self, msg: Msg) -> Msg:
+        """A dom0 process (re)started by dom0's init."""
+        with self.lock:
+            dom0 = self.doms.get("dom0")
+            if dom0 is None:
+                return {"ok": False, "error": "no dom0"}
+            info = {k: msg[k] for k in ("proc", "pid", "roles", "target", "sockets", "ready_t")}
+            dom0.procs[str(msg["proc"])] = info
+        self.event("ready", domain="dom0", proc=msg["proc"], pid=msg["pid"])
+        return {"ok": True}
+
+    # -- control socket ----------------------------------------------------------------------
+    def handle(self, msg: Msg) -> Msg:
+        op = msg.get("op")
+        try:
+            if op == "status":
+                with self.lock:
+                    return {"ok": True, "state": self.state, "boots": self.boots,
+                            "domains": [d.public() for d in self.doms.values()],
+                            "guests": [dict(g) for g in self.guests.values()],
+                            "events": list(self.events)}
+            if op == "boot":
+                return self.boot()
+            if op == "domain_create":
+                return self.domain_create(dict(msg["guest"]))
+            if op == "domain_unpause":
+                return self.domain_unpause(int(msg["domid"]))
+            if op == "domain_destroy":
+                return self.domain_destroy(str(msg["name"]))
+            if op == "register":
+                return self.register(msg)
+            if op == "shutdown":
+                self.stop.set()
+                return {"ok": True}
+        except (OSError, SpawnError, KeyError, ValueError) as exc:
+            return {"ok": False, "error": f"{op}: {exc}"}
+        return {"ok": False, "error": f"unknown op {op!r}"}
+
+
+def _killpg(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def main() -> None:
+    run_dir, cfg = sys.argv[1], json.loads(sys.argv[2])
+    die_with_parent(int(cfg["parent"]))
+    paths.make(run_dir)
+    manager = Manager(run_dir, cfg)
+    signal.signal(signal.SIGTERM, lambda *_: manager.stop.set())
+    server = Server(paths.manager(run_dir), serve_requests(manager.handle)).start()
+    announce({"name": "manager", "sockets": {"manager": server.path}})
+    manager.stop.wait()
+    with manager.lock:
+        manager.state = "stopping"
+    manager.kill_all()
+    server.close()
+
+
+if __name__ == "__main__":
+    main()

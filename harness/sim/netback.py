@@ -1,0 +1,36 @@
+"""The netback role: a switch between guests' network frontends, keyed by MAC."""
+
+from __future__ import annotations
+
+import threading
+
+from harness.sim.context import RoleContext
+from harness.sim.proto import Channel
+from harness.sim.xenbus import Backend, Session
+
+
+class Netback:
+    def __init__(self, ctx: RoleContext) -> None:
+        self.ports: dict[str, Channel] = {}
+        self.lock = threading.Lock()
+        path = ctx.sock("vif")
+        Backend(ctx.xs, ctx.domid, "vif", path, self.serve, "netback", param_keys=("mac",)).start()
+        ctx.sockets["netback"] = path
+
+    def serve(self, chan: Channel, session: Session) -> None:
+        mac = session.params["mac"]
+        with self.lock:
+            self.ports[mac] = chan
+        try:
+            while (frame := chan.recv()) is not None:
+                with self.lock:
+                    port = self.ports.get(str(frame.get("dst")))
+                if port is not None:
+                    try:
+                        port.send(frame)
+                    except OSError:
+                        pass  # the destination's link is down: the frame is dropped, as on a wire
+        finally:
+            with self.lock:
+                if self.ports.get(mac) is chan:
+                    del self.ports[mac]

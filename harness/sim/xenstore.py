@@ -1,0 +1,141 @@
+"""The xenstore role: a hierarchical key-value store with watches, persisted across restarts.
+
+Operations (one JSON object per request, answered with the same `rid`):
+``read``, ``write``, ``rm`` (recursive), ``ls``, ``watch``/``unwatch`` (path prefix, token),
+``ping``. A watch fires once at registration (as Xen's does) and then on every change at or
+below its path; events are pushed on the watcher's connection as ``{"event": path, "token": t}``.
+Every change is appended to a journal and fsynced before it is answered, so a restarted
+xenstored starts with the state it had when it died.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import Any
+
+from harness.sim.proto import Channel, Msg, Server
+
+
+class Store:
+    """The tree, with its journal. Paths are absolute, '/'-separated, without a trailing '/'."""
+
+    def __init__(self, journal: str) -> None:
+        self.data: dict[str, str] = {}
+        self.journal = journal
+        self.lock = threading.Lock()
+        if os.path.exists(journal):
+            with open(journal, encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        op, path, value = json.loads(line)
+                    except ValueError:
+                        break  # a torn last line: the change was never acknowledged
+                    self._apply(op, path, value)
+        self._compact()
+        self._fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+    def _compact(self) -> None:
+        tmp = self.journal + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for path, value in self.data.items():
+                fh.write(json.dumps(["write", path, value]) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.journal)
+
+    def _apply(self, op: str, path: str, value: str) -> None:
+        if op == "write":
+            self.data[path] = value
+        else:
+            prefix = path.rstrip("/") + "/"
+            for key in [k for k in self.data if k == path or k.startswith(prefix)]:
+                del self.data[key]
+
+    def change(self, op: str, path: str, value: str = "") -> None:
+        with self.lock:
+            os.write(self._fd, (json.dumps([op, path, value]) + "\n").encode())
+            os.fsync(self._fd)
+            self._apply(op, path, value)
+
+    def read(self, path: str) -> str | None:
+        with self.lock:
+            return self.data.get(path)
+
+    def ls(self, path: str) -> list[str]:
+        prefix = path.rstrip("/") + "/"
+        with self.lock:
+            names = {k[len(prefix):].split("/", 1)[0] for k in self.data if k.startswith(prefix)}
+        return sorted(names)
+
+
+class XenstoreService:
+    def __init__(self, sock_path: str, journal: str) -> None:
+        self.store = Store(journal)
+        self._watches: dict[Channel, list[tuple[str, str]]] = {}
+        self._wlock = threading.Lock()
+        self.server = Server(sock_path, self._handle)
+
+    def start(self) -> XenstoreService:
+        self.server.start()
+        return self
+
+    def _notify(self, path: str) -> None:
+        with self._wlock:
+            targets = [
+                (chan, token)
+                for chan, watches in self._watches.items()
+                for wpath, token in watches
+                if path == wpath or path.startswith(wpath.rstrip("/") + "/")
+                or wpath.startswith(path.rstrip("/") + "/")
+            ]
+        for chan, token in targets:
+            try:
+                chan.send({"event": path, "token": token})
+            except OSError:
+                pass
+
+    def _handle(self, chan: Channel) -> None:
+        with self._wlock:
+            self._watches[chan] = []
+        try:
+            while (msg := chan.recv()) is not None:
+                answer = self._answer(chan, msg)
+                answer["rid"] = msg.get("rid")
+                chan.send(answer)
+                if msg.get("op") == "watch":
+                    chan.send({"event": msg["path"], "token": msg["token"]})
+                elif msg.get("op") in ("write", "rm") and answer.get("ok"):
+                    self._notify(msg["path"])
+        finally:
+            with self._wlock:
+                self._watches.pop(chan, None)
+
+    def _answer(self, chan: Channel, msg: Msg) -> dict[str, Any]:
+        op, path = msg.get("op"), msg.get("path", "")
+        if op == "ping":
+            return {"ok": True, "role": "xenstore", "pid": os.getpid()}
+        if not isinstance(path, str) or not path.startswith("/"):
+            return {"ok": False, "error": "EINVAL"}
+        if op == "read":
+            value = self.store.read(path)
+            return {"ok": value is not None, "value": value, "error": None if value is not None else "ENOENT"}
+        if op == "write":
+            self.store.change("write", path, str(msg.get("value", "")))
+            return {"ok": True}
+        if op == "rm":
+            self.store.change("rm", path)
+            return {"ok": True}
+        if op == "ls":
+            return {"ok": True, "value": self.store.ls(path)}
+        if op in ("watch", "unwatch"):
+            entry = (path, str(msg.get("token", "")))
+            with self._wlock:
+                watches = self._watches.setdefault(chan, [])
+                if op == "watch":
+                    watches.append(entry)
+                elif entry in watches:
+                    watches.remove(entry)
+            return {"ok": True}
+        return {"ok": False, "error": f"unknown op {op!r}"}

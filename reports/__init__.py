@@ -1,0 +1,1 @@
+"""Turning JUnit files into comparisons, regressions and sign-off documents."""

@@ -1,0 +1,24 @@
+"""Fixtures for the harness's own tests: real sim:// hosts, shut down whatever happens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from helpers import CADENCE
+
+from harness.backend import get_host
+from harness.backend.sim import SimHost
+from harness.model import GuestSpec, fleet
+from harness.topology import load_topology
+
+
+@pytest.fixture
+def booted() -> Iterator[tuple[SimHost, tuple[GuestSpec, ...]]]:
+    """A disaggregated sim:// host with 6 guests, shut down after the test."""
+    host = get_host("sim://")
+    assert isinstance(host, SimHost)
+    guests = fleet(6, 0)
+    with host:
+        host.boot(load_topology("disaggregated"), guests, CADENCE, 0)
+        yield host, guests

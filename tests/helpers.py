@@ -1,0 +1,37 @@
+"""Helpers for the harness's own tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from harness.backend.sim import MARKER
+
+REPO = Path(__file__).resolve().parents[1]
+CADENCE = 0.01
+
+
+def sim_processes() -> list[psutil.Process]:
+    """Every live process of any sim:// host on this machine."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if MARKER in proc.environ() and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run a command from the repository root, as a user would."""
+    return subprocess.run(list(args), cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def pytest_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]

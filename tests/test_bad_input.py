@@ -1,0 +1,75 @@
+"""Bad input gets one clear line and a non-zero exit, before anything is started."""
+
+from pathlib import Path
+
+import pytest
+from helpers import pytest_argv, run, sim_processes
+
+BAD_SUITE_ARGS = [
+    (["--roles", "netbak"], "unknown role 'netbak'"),
+    (["--roles", "netback;rm -rf /"], "unknown role"),
+    (["--faults", "explode"], "unknown fault 'explode'"),
+    (["--topology", "nope"], "unknown topology 'nope'"),
+    (["--topology", "/no/such.toml"], "does not exist"),
+    (["--baseline-topology", "$(reboot)"], "unknown topology"),
+    (["--host", "ftp://x"], "unknown host scheme 'ftp'"),
+    (["--host", "nourl"], "bad host URL"),
+    (["--host", "sim://?x=1"], "sim:// takes no host"),
+    (["--host", "sim://somehost"], "sim:// takes no host"),
+    (["--fault-param", "stall.duration_s=-1"], "above 0"),
+    (["--fault-param", "stall.duration_s=0"], "above 0"),
+    (["--fault-param", "stall.duration_s=1e9"], "at most 600"),
+    (["--fault-param", "stall.duration_s=nan"], "above 0"),
+    (["--fault-param", "stall.duration_s=soon"], "is not a float"),
+    (["--fault-param", "stall.speed=2"], "no parameter 'speed'"),
+    (["--fault-param", "boom.x=1"], "unknown fault 'boom'"),
+    (["--fault-param", "duration_s=1"], "FAULT.KEY=VALUE"),
+    (["--guests", "0"], "use 1 to 200 guests"),
+    (["--guests", "-3"], "use 1 to 200 guests"),
+    (["--guests", "many"], "not a valid int"),
+    (["--cadence-ms", "abc"], "not a valid float"),
+    (["--cadence-ms", "-10"], "out of range"),
+    (["--restart-budget", "-1"], "out of range"),
+    (["--recovery-budget", "inf"], "out of range"),
+    (["--impact-threshold-ms", "0"], "out of range"),
+    (["--baseline-junit", "/no/such.xml"], "no such file"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", BAD_SUITE_ARGS, ids=[" ".join(a) for a, _ in BAD_SUITE_ARGS])
+def test_bad_suite_option(args: list[str], fragment: str, tmp_path: Path) -> None:
+    argv = pytest_argv("suites", *args) if "--host" in args else pytest_argv(
+        "suites", "--host", f"sim://?dir={tmp_path / 'runs'}", *args)
+    done = run(*argv, timeout=60)
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert done.returncode == 4, lines
+    assert len(lines) == 1 and lines[0].startswith("ERROR: ") and fragment in lines[0], lines
+    assert not (tmp_path / "runs").exists()  # no host was ever booted
+
+
+def test_malformed_topology_and_junit_files(tmp_path: Path) -> None:
+    topo, junit = tmp_path / "t.toml", tmp_path / "j.xml"
+    topo.write_text("name = [")
+    junit.write_text("<testsuite><testcase")
+    for args, fragment in ((["--topology", str(topo)], "not valid TOML"),
+                           (["--baseline-junit", str(junit)], "not a JUnit XML file")):
+        done = run(*pytest_argv("suites", *args), timeout=60)
+        lines = [x for x in (done.stdout + done.stderr).splitlines() if x.strip()]
+        assert done.returncode == 4 and len(lines) == 1 and fragment in lines[0], lines
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["topology", "nope"], "unknown topology"),
+    (["compare", "/no/such.xml"], "no such file"),
+    (["frobnicate"], "invalid choice"),
+    (["topology"], "required"),
+])
+def test_bad_cli_input(args: list[str], fragment: str) -> None:
+    done = run("windsor", *args, timeout=60)
+    lines = [x for x in (done.stdout + done.stderr).splitlines() if x.strip()]
+    assert done.returncode == 2 and len(lines) == 1 and fragment in lines[0], lines
+    assert "Traceback" not in done.stderr
+
+
+def test_nothing_left_running() -> None:
+    assert not sim_processes()

@@ -1,0 +1,78 @@
+"""`pytest suites` as a user runs it: the whole matrix, its JUnit, baselines read back from JUnit,
+and a failing run that still leaves no process behind."""
+
+from pathlib import Path
+
+import pytest
+from helpers import pytest_argv, run, sim_processes
+from junitparser.xunit2 import JUnitXml
+
+from harness.model import ROLES
+
+CASES = {f"test_fault_contained[{r}-{f}]" for r in ROLES for f in ("kill", "stall")}
+
+
+def cases(path: Path) -> dict[str, tuple[bool, dict[str, str], str]]:
+    out = {}
+    for suite in JUnitXml.fromfile(str(path)):
+        for case in suite:
+            props = {p.name: p.value for p in case.properties()}
+            out[case.name] = (case.is_passed, props, case.system_out or "")
+    return out
+
+
+@pytest.fixture(scope="module")
+def matrix_junit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    junit = tmp_path_factory.mktemp("matrix") / "junit.xml"
+    done = run(*pytest_argv("suites", "--junitxml", str(junit), "-q"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    return junit
+
+
+def test_matrix_is_green_with_baseline_in_every_case(matrix_junit: Path) -> None:
+    got = cases(matrix_junit)
+    assert set(got) == CASES
+    for name, (passed, props, out) in got.items():
+        assert passed, name
+        assert props["topology"] == "disaggregated" and props["baseline.topology"] == "monolithic", name
+        assert props["acked_writes_lost"] == "0" and props["baseline.acked_writes_lost"] == "0", name
+        assert "WINDSOR " in out and "baseline monolithic" in out, name
+
+
+def test_blast_radius_disaggregated_vs_monolithic(matrix_junit: Path) -> None:
+    got = cases(matrix_junit)
+    for role in ("netback", "blkback"):
+        _, p, _ = got[f"test_fault_contained[{role}-kill]"]
+        assert p["host_survived"] == "true" and p["baseline.host_survived"] == "false"
+        assert int(p["guests_impacted"]) < int(p["guests_total"])
+        assert p["baseline.guests_impacted"] == p["baseline.guests_total"]
+        _, s, _ = got[f"test_fault_contained[{role}-stall]"]
+        assert int(s["guests_impacted"]) < int(s["baseline.guests_impacted"])
+    _, p, _ = got["test_fault_contained[toolstack-kill]"]
+    assert p["guests_impacted"] == "0" and float(p["service_restart_s"]) > 0
+
+
+def test_baseline_read_back_from_junit(matrix_junit: Path, tmp_path: Path) -> None:
+    junit = tmp_path / "again.xml"
+    done = run(*pytest_argv("suites", "-k", "netback-kill", "--baseline-junit", str(matrix_junit),
+                            "--junitxml", str(junit), "-q"))
+    assert done.returncode == 0, done.stdout[-3000:]
+    _, old, _ = cases(matrix_junit)["test_fault_contained[netback-kill]"]
+    (_, new, _), = cases(junit).values()
+    assert {k: v for k, v in new.items() if k.startswith("baseline.")} == {
+        k: v for k, v in old.items() if k.startswith("baseline.") and k[9:] in {
+            "fault", "target_role", "target_domain", "topology", "seed", "guests_total", "guests_impacted",
+            "guests_expected_impacted", "max_guest_downtime_s", "service_restart_s", "guest_recovery_s",
+            "acked_writes_lost", "host_survived"}
+    }
+    table = run("windsor", "compare", str(junit))
+    assert table.returncode == 0 and "netback-kill" in table.stdout and "true vs false" in table.stdout
+
+
+def test_failing_run_fails_and_leaves_no_process(tmp_path: Path) -> None:
+    done = run(*pytest_argv("suites", "-k", "console-kill", "--no-baseline", "--restart-budget", "0.001",
+                            "--host", f"sim://?dir={tmp_path}", "-q"))
+    assert done.returncode == 1, done.stdout[-2000:]
+    assert "restart took" in done.stdout
+    assert not sim_processes()
+    assert list(tmp_path.iterdir()) == []  # the run dir went with the host

@@ -1,0 +1,44 @@
+"""Topology files: built-ins load, placement follows DESIGN.md, bad files give one clear error."""
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import UsageError
+from harness.fault import Blast, get_fault
+from harness.topology import load_topology
+
+
+def test_builtins_place_roles_as_designed() -> None:
+    mono, dis = load_topology("monolithic"), load_topology("disaggregated")
+    assert mono.in_dom0_kernel("netback") and mono.domain_of("console") == "dom0"
+    assert dis.domain_of("netback") == "netdd" and dis.domain_of("device-model", "g01") == "dm-g01"
+    assert not dis.in_dom0_kernel("blkback")
+
+
+def blast_of(fault: str, topology: str, role: str) -> Blast:
+    return get_fault(fault).blast(load_topology(topology), role)
+
+
+def test_blast_radius_follows_the_table() -> None:
+    assert blast_of("kill", "monolithic", "netback").host_crash
+    assert not blast_of("stall", "monolithic", "netback").host_crash
+    assert blast_of("stall", "monolithic", "netback").roles >= {"console", "xenstore", "blkback"}
+    assert blast_of("kill", "disaggregated", "netback").roles == {"netback"}
+    assert blast_of("kill", "monolithic", "console").roles == {"console"}
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("name = 1", "needs name"),
+    ('name = "x"\ndevice_model = "qemu"', "device_model"),
+    ('name = "x"\n[[domain]]\nname = "a"\nroles = ["netbak"]', "unknown role"),
+    ('name = "x"\n[[domain]]\nname = "a"\nroles = ["netback"]\n[[domain]]\nname = "b"\nroles = ["netback"]',
+     "placed twice"),
+    ('name = "x"\n[[domain]]\nname = "A;rm -rf /"\nroles = []', "bad domain name"),
+    ("name = [", "not valid TOML"),
+])
+def test_bad_topology_file(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=fragment):
+        load_topology(str(path))

@@ -1,0 +1,37 @@
+"""xenstore: state survives a restart of the service; watches fire on registration and change."""
+
+from pathlib import Path
+
+from harness.sim.xenstore import Store, XenstoreService
+from harness.sim.xsclient import XsClient
+
+
+def test_state_survives_restart_and_torn_journal_line(tmp_path: Path) -> None:
+    journal = str(tmp_path / "xs.journal")
+    store = Store(journal)
+    store.change("write", "/local/domain/1/name", "g01")
+    store.change("write", "/local/domain/1/device/vif/0/state", "4")
+    store.change("rm", "/local/domain/1/device")
+    with open(journal, "a") as fh:
+        fh.write('["write", "/torn"')  # a crash in the middle of an unacknowledged change
+    again = Store(journal)
+    assert again.read("/local/domain/1/name") == "g01"
+    assert again.read("/local/domain/1/device/vif/0/state") is None
+    assert again.read("/torn") is None
+
+
+def test_watch_fires_on_registration_and_on_change(tmp_path: Path) -> None:
+    sock = str(tmp_path / "xs.sock")
+    XenstoreService(sock, str(tmp_path / "j")).start()
+    xs = XsClient(sock)
+    try:
+        events = xs.watch("/local/domain/3", "t")
+        assert events.get(timeout=5) == "/local/domain/3"
+        xs.write("/local/domain/3/backend/vif/1/0/state", 2)
+        assert events.get(timeout=5) == "/local/domain/3/backend/vif/1/0/state"
+        xs.write("/local/domain/4/x", 1)  # outside the watch
+        xs.rm("/local/domain/3")
+        assert events.get(timeout=5) == "/local/domain/3"
+        assert xs.ls("/local/domain") == ["4"]
+    finally:
+        xs.stop.set()
