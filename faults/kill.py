@@ -13,5 +13,5 @@ class Kill(Fault):
     summary = "kill the domain (or dom0 process) hosting the role; in dom0's kernel: host crash"
     crashes_dom0 = True
 
-    def _inject(self) -> None:
-        self.host.kill(self.target)
+    def _inject(self) -> float:
+        return self.host.kill(self.target)

@@ -32,8 +32,8 @@ class Stall(Fault):
     def window_s(self) -> float:
         return float(self.params.duration_s)
 
-    def _inject(self) -> None:
-        self.host.pause(self.target)
+    def _inject(self) -> float:
+        return self.host.pause(self.target)
 
-    def _revert(self) -> None:
-        self.host.unpause(self.target)
+    def _revert(self) -> float:
+        return self.host.unpause(self.target)

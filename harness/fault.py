@@ -95,8 +95,12 @@ class Fault(ABC):
 
     def inject(self) -> None:
         log.info("inject %s on %s (%s)", self.name, self.target.entity, self.target.role)
-        self.injected_at = self.host.now()
-        self._inject()
+        started = self.host.now()
+        try:
+            hit = self._inject()
+        finally:
+            self.injected_at = started  # from here on, revert() must run
+        self.injected_at = hit
 
     def hold(self) -> None:
         if self.injected_at is not None and self.window_s > 0:
@@ -107,16 +111,18 @@ class Fault(ABC):
     def revert(self) -> None:
         if self.injected_at is None or self.reverted_at is not None:
             return
-        self._revert()
-        self.reverted_at = self.host.now()
+        self.reverted_at = self._revert() or self.host.now()
         log.info("reverted %s on %s after %.3fs", self.name, self.target.entity,
                  self.reverted_at - self.injected_at)
 
     @abstractmethod
-    def _inject(self) -> None: ...
+    def _inject(self) -> float:
+        """Apply the fault; return the host time it took effect (what `Host.kill` etc. return)."""
 
-    def _revert(self) -> None:
-        """Undo `_inject`; the default is for faults that leave nothing to undo."""
+    def _revert(self) -> float | None:
+        """Undo `_inject`; return the host time it was undone. The default is for faults that
+        leave nothing to undo."""
+        return None
 
 
 def installed_faults() -> dict[str, type[Fault]]:

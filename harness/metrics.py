@@ -16,7 +16,7 @@ class PairImpact:
     downtime_s: float  # longest gap beyond the normal cadence, among gaps touching the window
     gap_end: float | None  # when that gap ended (None: it had not ended when observation did)
     impacted: bool
-    noise_s: float = 0.0  # the same measure over the steady state before the fault
+    noise_s: float = 0.0  # the same measure in quiet windows (before the fault, after recovery)
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Metrics:
     guests_impacted: int
     guests_expected_impacted: int
     max_guest_downtime_s: float
-    noise_s: float  # worst steady-state jitter of any device before the fault
+    noise_s: float  # worst jitter of any device in the quiet windows before and after the fault
     service_restart_s: float | None
     guest_recovery_s: float | None
     acked_writes_lost: int
@@ -69,13 +69,13 @@ def pair_impact(
 
 def compute(
     progress: Mapping[Pair, list[float]], all_pairs: frozenset[Pair], expected: frozenset[Pair],
-    t_steady: float, t0: float, t_end: float, cadence: float, threshold: float,
+    quiet: tuple[tuple[float, float], ...], t0: float, t_end: float, cadence: float, threshold: float,
     restart_s: float | None, acked_writes_lost: int, host_survived: bool,
 ) -> tuple[Metrics, dict[Pair, PairImpact]]:
     impacts = {}
     for p in sorted(all_pairs):
         times = progress.get(p, [])
-        noise = max(0.0, excess_gap(times, t_steady, t0, cadence))
+        noise = max([0.0, *(excess_gap(times, start, end, cadence) for start, end in quiet)])
         impacts[p] = pair_impact(times, t0, t_end, cadence, threshold, noise)
     impacted = frozenset(p for p, i in impacts.items() if i.impacted)
     ends = [impacts[p].gap_end for p in impacted]

@@ -4,7 +4,10 @@ observe → metrics. Every wait has a deadline and says what it waits for."""
 
 from __future__ import annotations
 
+import bisect
 import logging
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from harness.backend import get_host
@@ -19,7 +22,7 @@ from harness.waiting import wait_until
 
 log = logging.getLogger("windsor")
 STEADY_TIMEOUT_S = 30.0
-STEADY_WINDOW_S = 0.3  # steady state observed before every fault: each device's own jitter
+QUIET_WINDOW_S = 0.3  # observed before the fault and after recovery: each device's own jitter
 
 
 @dataclass(frozen=True)
@@ -33,12 +36,17 @@ class CaseResult:
     disturbed: tuple[str, ...]  # entities outside the blast radius that were restarted
     fault_window_s: float
     seed: int
+    phases: Mapping[str, float]  # wall seconds: boot, steady (incl. the quiet window), fault, recovery, teardown
 
 
 def progressing(host: Host, want: frozenset[Pair], since: float, count: int) -> bool:
     """Every pair in `want` completed at least `count` operations after `since`."""
     progress = host.progress()
-    return all(sum(1 for t in progress.get(p, ()) if t > since) >= count for p in want)
+    for p in want:
+        times = progress.get(p, [])
+        if len(times) - bisect.bisect_right(times, since) < count:
+            return False
+    return True
 
 
 def resolve(
@@ -63,19 +71,29 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str) -> CaseRe
     blast = fault_cls.blast(topology, scenario.role, guest)
     all_pairs = pairs(guests)
     budgets = opts.budgets
+    phases: dict[str, float] = {}
+    mark = time.monotonic()
+
+    def phase(name: str) -> None:
+        nonlocal mark
+        now = time.monotonic()
+        phases[name], mark = now - mark, now
+
     with get_host(opts.host) as host:
         log.info("booting %s on %s with %d guests", topology.name, opts.host, len(guests))
         host.boot(topology, guests, opts.cadence_s, opts.seed)
+        phase("boot")
         booted = host.now()
         if not wait_until("steady state: every guest device progressing",
                           lambda: progressing(host, all_pairs, booted, 3), STEADY_TIMEOUT_S):
             stuck = sorted(p for p in all_pairs if not progressing(host, frozenset({p}), booted, 3))
             raise HostError(f"no steady state within {STEADY_TIMEOUT_S:.0f}s: not progressing {stuck}")
         t_steady = host.now()
-        ops = max(10, round(STEADY_WINDOW_S / opts.cadence_s))
+        ops = max(10, round(QUIET_WINDOW_S / opts.cadence_s))
         if not wait_until(f"{ops} operations of every device as the noise reference",
                           lambda: progressing(host, all_pairs, t_steady, ops), STEADY_TIMEOUT_S):
             raise HostError(f"steady state lost within {STEADY_TIMEOUT_S:.0f}s of being reached")
+        phase("steady")
         target = host.locate(scenario.role, guest)
         before = {e.name: e.incarnation for e in host.entities()}
         fault = fault_cls(host, target, params)
@@ -101,18 +119,25 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str) -> CaseRe
         restart_s = healthy_at[0] - t0 if ok else None
         t_back = max(t_reverted, healthy_at[0] if ok else host.now())
         recovery_deadline = max(2 * budgets.recovery_s, budgets.recovery_s + 5.0)
-        wait_until("every guest device progressing again",
-                   lambda: progressing(host, all_pairs, t_back, 2), recovery_deadline)
+        recovered = wait_until("every guest device progressing again",
+                               lambda: progressing(host, all_pairs, t_back, 2), recovery_deadline)
+        phase("fault")
+        t_calm = host.now()
+        if recovered:
+            wait_until(f"{ops} operations of every device after recovery",
+                       lambda: progressing(host, all_pairs, t_calm, ops), STEADY_TIMEOUT_S)
         t_end = host.now()
         after = {e.name: e.incarnation for e in host.entities()}
         progress = host.progress()
         lost = host.acked_writes_lost()
         survived = host.host_reboots() == 0
+        phase("recovery")
+    phase("teardown")
     allowed = set(before) if blast.host_crash else {target.entity}
     disturbed = tuple(sorted(n for n, inc in before.items() if n not in allowed and after.get(n) != inc))
     metrics, impacts = compute(
-        progress, all_pairs, blast.expected(guests), t_steady, t0, t_end, opts.cadence_s,
+        progress, all_pairs, blast.expected(guests), ((t_steady, t0), (t_calm, t_end)), t0, t_end, opts.cadence_s,
         opts.impact_threshold_s, restart_s, lost, survived,
     )
     return CaseResult(scenario, topology.name, target, blast, metrics, impacts, disturbed,
-                      t_reverted - t0, opts.seed)
+                      t_reverted - t0, opts.seed, phases)

@@ -1,12 +1,14 @@
 """The sim:// host itself: acked writes survive blkback being killed mid-write, a rebuilt
 domain is a new incarnation while the others keep theirs, and teardown leaves nothing behind."""
 
+import pytest
 from helpers import sim_processes
 
 from harness.backend.sim import SimHost
 from harness.model import GuestSpec, pairs
 from harness.runner import progressing
 from harness.sim import paths
+from harness.sim.proto import request
 from harness.waiting import wait_until
 
 
@@ -57,3 +59,34 @@ def test_teardown_leaves_no_process_even_with_a_domain_stopped(
     host.pause(host.locate("netback"))  # never resumed: shutdown must still clean up
     host.shutdown()
     assert [p for p in sim_processes() if p in mine] == []
+
+
+def test_xenstore_restarts_with_its_state(booted: tuple[SimHost, tuple[GuestSpec, ...]]) -> None:
+    host, guests = booted
+    g01 = next(d for d in host.status()["domains"] if d["name"] == "g01")
+    key = f"/local/domain/{g01['domid']}/device/vif/0/backend"
+    xs_sock = paths.xenstore(host.run_dir)
+    before = request(xs_sock, {"op": "read", "path": key})["value"]
+    assert before and "/backend/vif/" in before
+    host.kill(host.locate("xenstore"))
+    assert wait_until("xenstore back", lambda: host.health("xenstore").ok, 10)
+    assert request(xs_sock, {"op": "read", "path": key})["value"] == before
+    t = host.now()
+    assert wait_until("guests progress", lambda: progressing(host, pairs(guests), t, 2), 10)
+
+
+def test_no_guest_is_created_while_the_toolstack_is_down(booted: tuple[SimHost, tuple[GuestSpec, ...]]) -> None:
+    host, _ = booted
+    spec = {"name": "late", "devices": ["console", "heartbeat"], "cadence": 0.01, "seed": 0, "boot": 0}
+    target = host.locate("toolstack")
+    host.pause(target)
+    try:
+        with pytest.raises(OSError):
+            request(paths.toolstack(host.run_dir), {"op": "create", "guest": spec}, timeout=1.0)
+    finally:
+        host.unpause(target)
+    # the request made while it was stopped is served late; a new one after it is refused as a duplicate
+    assert wait_until("late guest running", lambda: any(
+        d["name"] == "late" for d in host.status()["domains"]), 10)
+    again = request(paths.toolstack(host.run_dir), {"op": "create", "guest": spec}, timeout=10.0)
+    assert not again["ok"] and "exists" in again["error"]

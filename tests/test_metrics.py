@@ -20,7 +20,7 @@ def test_device_that_never_came_back_has_no_recovery() -> None:
     impact = pair_impact([0.0, 0.01], t0=0.015, t_end=2.0, cadence=0.01, threshold=0.05)
     assert impact.impacted and impact.gap_end is None
     metrics, _ = compute({("g1", "net"): [0.0, 0.01]}, frozenset({("g1", "net")}), frozenset(),
-                         0.0, 0.015, 2.0, 0.01, 0.05, 0.1, 0, True)
+                         ((0.0, 0.015),), 0.015, 2.0, 0.01, 0.05, 0.1, 0, True)
     assert metrics.guest_recovery_s is None
     assert metrics.escaped == {("g1", "net")}
 

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Self
 
 from harness.model import GuestSpec, Pair
 from harness.topology import Topology
@@ -57,7 +58,7 @@ class Host(ABC):
     def __init__(self, spec: HostSpec) -> None:
         self.spec = spec
 
-    def __enter__(self) -> Host:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
@@ -85,24 +86,26 @@ class Host(ABC):
         """Where `role` (for a device model: `guest`'s) runs now."""
 
     @abstractmethod
-    def kill(self, target: Target) -> None:
-        """Kill the target outright (its whole process tree / `xl destroy`)."""
+    def kill(self, target: Target) -> float:
+        """Kill the target outright (its whole process tree / `xl destroy`); return the host
+        time at which it was hit (when the signal or hypercall went out)."""
 
     @abstractmethod
-    def pause(self, target: Target) -> None:
-        """Stop the target from running until `unpause`."""
+    def pause(self, target: Target) -> float:
+        """Stop the target from running until `unpause`; return the host time it stopped."""
 
     @abstractmethod
-    def unpause(self, target: Target) -> None:
-        """Undo `pause`; harmless if nothing is paused."""
+    def unpause(self, target: Target) -> float:
+        """Undo `pause` (harmless if nothing is paused); return the host time it resumed."""
 
     @abstractmethod
     def health(self, role: str, guest: str | None = None) -> Health:
         """Does the role answer now? Bounded by a short timeout."""
 
     @abstractmethod
-    def progress(self) -> dict[Pair, list[float]]:
-        """Completion times of every guest's operations, per (guest, device), oldest first."""
+    def progress(self) -> Mapping[Pair, list[float]]:
+        """Completion times of every guest's operations, per (guest, device), oldest first.
+        The lists are the host's own, updated by the next call: read them, do not change them."""
 
     @abstractmethod
     def acked_writes_lost(self) -> int:

@@ -14,7 +14,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +76,15 @@ class SimHost(Host):
             raise HostError(f"sim:// host manager did not start: {exc} (see {self.run_dir}/log)") from None
         self._ok(self._mgr({"op": "boot"}, 60.0), "boot")
         peer = peers(guests)
-        for g in guests:
+
+        def create(g: GuestSpec) -> None:
             spec = {"name": g.name, "devices": list(g.devices), "mac": g.mac,
                     "peer_mac": peer.get(g.name, ""), "cadence": cadence, "seed": seed, "boot": 0}
-            answer = request(paths.toolstack(self.run_dir), {"op": "create", "guest": spec}, 30.0)
+            answer = request(paths.toolstack(self.run_dir), {"op": "create", "guest": spec}, 60.0)
             self._ok(answer, f"create guest {g.name}")
+
+        with ThreadPoolExecutor(max_workers=8) as pool:  # as many xl creates at once as a toolstack takes
+            list(pool.map(create, guests))
 
     def shutdown(self) -> None:
         if self.manager is not None:
@@ -118,13 +123,18 @@ class SimHost(Host):
                 out.append(Entity(f"{dom['name']}/{proc}", str(info["pid"])))
         return tuple(sorted(out, key=lambda e: e.name))
 
-    def locate(self, role: str, guest: str | None = None) -> Target:
-        assert self.topology is not None, "boot first"
+    def _target(self, role: str, guest: str | None) -> Target:
+        """Where the topology puts a role: a domain, or (process roles in dom0) a dom0 process."""
+        if self.topology is None:
+            raise HostError("sim:// host is not booted")
         domain = self.topology.domain_of(role, guest)
         process = None
         if domain == "dom0" and role not in KERNEL_ROLES:
             process = f"qemu-{guest}" if role == "device-model" else PROC_NAMES[role]
-        target = Target(role, domain, process, guest)
+        return Target(role, domain, process, guest)
+
+    def locate(self, role: str, guest: str | None = None) -> Target:
+        target = self._target(role, guest)
         self._where(target)
         return target
 
@@ -146,8 +156,9 @@ class SimHost(Host):
         return [root, *root.children(recursive=True)]
 
     # -- faults ------------------------------------------------------------------------------
-    def kill(self, target: Target) -> None:
+    def kill(self, target: Target) -> float:
         procs = self._tree(target)
+        hit = self.now()
         for proc in procs:
             try:
                 proc.kill()
@@ -155,37 +166,38 @@ class SimHost(Host):
                 pass
         if not wait_until(f"{target.entity} to die", lambda: all(map(_dead, procs)), 5.0, quiet=True):
             raise HostError(f"{target.entity} survived SIGKILL for 5s")
+        return hit
 
-    def pause(self, target: Target) -> None:
+    def pause(self, target: Target) -> float:
         procs = self._tree(target)
         self._paused[target.entity] = procs
+        hit = self.now()
         for proc in procs:
             proc.suspend()
+        return hit
 
-    def unpause(self, target: Target) -> None:
+    def unpause(self, target: Target) -> float:
+        resumed = self.now()
         for proc in self._paused.pop(target.entity, []):
             try:
                 proc.resume()
             except psutil.NoSuchProcess:
                 pass
+        return resumed
 
     def health(self, role: str, guest: str | None = None) -> Health:
         try:
             status = self._mgr({"op": "status"}, 0.5)
-            if status.get("state") != "running" or self.topology is None:
+            if status.get("state") != "running":
                 return Health(False)
-            domain = self.topology.domain_of(role, guest)
-            process = None
-            if domain == "dom0" and role not in KERNEL_ROLES:
-                process = f"qemu-{guest}" if role == "device-model" else PROC_NAMES[role]
-            where = self._where(Target(role, domain, process, guest), status)
+            where = self._where(self._target(role, guest), status)
             answer = request(where["sockets"][role], {"op": "ping"}, 0.25)
         except (OSError, HostError, KeyError, ValueError):
             return Health(False)
         return Health(bool(answer.get("ok")), float(where["ready_t"]))
 
     # -- observation -------------------------------------------------------------------------
-    def progress(self) -> dict[Pair, list[float]]:
+    def progress(self) -> Mapping[Pair, list[float]]:
         for g in self.guests:
             path = paths.records(self.run_dir, g.name)
             try:
@@ -205,7 +217,7 @@ class SimHost(Host):
                 self._progress.setdefault((g.name, device), []).append(float(t))
                 if device == "disk":
                     self._acked.setdefault(g.name, []).append(int(seq))
-        return {pair: list(ts) for pair, ts in self._progress.items()}
+        return self._progress
 
     def acked_writes_lost(self) -> int:
         self.progress()

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,12 +163,12 @@ class Manager:
         dom0_roles = [r for r in self.cfg["roles"] if self.domain_of(r) == "dom0" and r != "device-model"]
         if not self.stubdom_dm:
             dom0_roles.append("device-model")
-        xs_home = self.domain_of("xenstore")
-        if xs_home != "dom0":
-            self.spawn(xs_home, "service", service.pop(xs_home))
-        self.spawn("dom0", "dom0", dom0_roles)
-        for name, roles in service.items():
-            self.spawn(name, "service", roles)
+        xs_home = self.domain_of("xenstore")  # everything else needs xenstore: it boots first
+        first = (xs_home, "service", service.pop(xs_home)) if xs_home != "dom0" else ("dom0", "dom0", dom0_roles)
+        rest = [(n, "service", r) for n, r in service.items()] + ([("dom0", "dom0", dom0_roles)] * (xs_home != "dom0"))
+        self.spawn(*first)
+        with ThreadPoolExecutor(max_workers=max(1, len(rest))) as pool:
+            list(pool.map(lambda spec: self.spawn(*spec), rest))
         with self.lock:
             self.state = "running"
         self.event("booted", boot=self.boots)

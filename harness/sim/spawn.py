@@ -47,7 +47,8 @@ class Spawner:
     def _popen(self, cfg: dict[str, Any], log_name: str, new_session: bool) -> subprocess.Popen[bytes]:
         with open(paths.log(self.run_dir, log_name), "ab") as err:
             return subprocess.Popen(
-                [sys.executable, "-m", "harness.sim.domain", json.dumps(cfg)],
+                # -S: domains need only the stdlib and harness (on PYTHONPATH); skipping site halves start-up
+                [sys.executable, "-S", "-m", "harness.sim.domain", json.dumps(cfg)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
                 start_new_session=new_session, close_fds=True,
             )
