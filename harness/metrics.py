@@ -8,13 +8,15 @@ from dataclasses import dataclass
 
 from harness.model import Pair
 
+LATE_FACTOR = 4.0
+
 
 @dataclass(frozen=True)
 class PairImpact:
     """One (guest, device) around the fault."""
 
     downtime_s: float  # longest gap beyond the normal cadence, among gaps touching the window
-    gap_end: float | None  # when that gap ended (None: it had not ended when observation did)
+    gap_end: float | None  # when the impacting gap ended (None: not ended, or no impact)
     impacted: bool
     noise_s: float = 0.0  # the same measure in quiet windows (before the fault, after recovery)
 
@@ -48,23 +50,29 @@ def excess_gap(times: list[float], start: float, end: float, cadence: float) -> 
 def pair_impact(
     times: list[float], t0: float, t_end: float, cadence: float, threshold: float, noise: float = 0.0
 ) -> PairImpact:
-    """Gaps between consecutive completions that overlap [t0, t_end] (and the open gap after
-    the last completion) count; the downtime is the longest one less one cadence. It is an
-    impact when it exceeds both the threshold and twice the device's own steady-state jitter."""
-    worst, worst_end = 0.0, None
+    """Gaps between consecutive completions that overlap [t0, t_end] (and the open gap after the
+    last completion) are candidates; a gap's downtime is its length less one cadence.
+
+    A fault's own outage begins at the fault: the device stalls on its first operation after t0,
+    so its gap starts at most about one cadence (plus an operation in flight) after t0. Such a gap
+    is an impact when its downtime exceeds the threshold and twice the device's own jitter. A gap
+    that starts later is a delayed consequence or the machine's noise: it counts only when it is
+    four times as long (LATE_FACTOR)."""
+    onset = t0 + max(2 * cadence, threshold)
     edges = [*times, t_end] if not times or times[-1] < t_end else times
-    prev = None
-    for i, t in enumerate(edges):
-        if prev is not None and t > t0 and prev < t_end:
-            gap = t - prev
-            if gap > worst:
-                ended = i < len(times)
-                worst, worst_end = gap, (t if ended else None)
-        prev = t
+    worst, hit, hit_end = 0.0, 0.0, None
+    for i in range(1, len(edges)):
+        start, end = edges[i - 1], edges[i]
+        if end <= t0 or start >= t_end:
+            continue
+        downtime = max(0.0, end - start - cadence)
+        worst = max(worst, downtime)
+        needed = max(threshold, 2 * noise) * (1 if start <= onset else LATE_FACTOR)
+        if downtime >= needed and downtime > hit:
+            hit, hit_end = downtime, (end if i < len(times) else None)
     if not times:
         return PairImpact(t_end - t0, None, True, noise)
-    downtime = max(0.0, worst - cadence)
-    return PairImpact(downtime, worst_end, downtime >= max(threshold, 2 * noise), noise)
+    return PairImpact(worst, hit_end, hit > 0, noise)
 
 
 def compute(

@@ -31,3 +31,12 @@ def test_a_gap_within_the_devices_own_jitter_is_not_an_impact() -> None:
     quiet = pair_impact(times, t0=0.15, t_end=0.25, cadence=0.01, threshold=0.05, noise=0.0)
     assert abs(noisy.downtime_s - 0.08) < 1e-9
     assert quiet.impacted and not noisy.impacted
+
+
+def test_a_late_hiccup_is_noise_but_a_late_outage_is_not() -> None:
+    base = [i * 0.01 for i in range(50)]  # steady until 0.49, fault at t0 = 0.1
+    hiccup = [t for t in base if not 0.30 < t < 0.37] + [0.5]
+    outage = [t for t in base if t <= 0.25] + [0.6]  # silent 0.35 s, from long after the fault
+    assert not pair_impact(hiccup, t0=0.1, t_end=0.6, cadence=0.01, threshold=0.05).impacted
+    late = pair_impact(outage, t0=0.1, t_end=0.65, cadence=0.01, threshold=0.05)
+    assert late.impacted and late.gap_end == 0.6

@@ -142,13 +142,14 @@ class Backend:
             return
         with self._lock:
             fresh = b not in self._offered
-            self._offered.add(b)
             self._fe_of[b] = f
-        if fresh:
+        if fresh:  # local state changes only once xenstore acknowledged: a lost write is redone
             self.xs.watch(f"{f}/state", f"fe:{b}", into=self._events)
             self.xs.write(f"{b}/sock", self.sock_path)
             self.xs.write(f"{b}/instance", self.instance)
             self.xs.write(f"{b}/state", INITWAIT)
+            with self._lock:
+                self._offered.add(b)
             return
         if self.xs.read(f"{f}/state") != str(INITIALISED):
             return
@@ -162,7 +163,12 @@ class Backend:
             devid = int(b.rsplit("/", 1)[1])
             with self._lock:
                 self._tokens[ring] = Session(fe=fe_id, devid=devid, params=params)
-            self.xs.write(f"{b}/state", CONNECTED)
+            try:
+                self.xs.write(f"{b}/state", CONNECTED)
+            except XsUnavailable:
+                with self._lock:
+                    del self._tokens[ring]
+                raise
 
 
 class Frontend:
@@ -202,11 +208,14 @@ class Frontend:
             self.xs.watch(f"{b}/state", f"be:{self.f}", into=self._events)
             self._be_watch = b
         state, instance = self.xs.read(f"{b}/state"), self.xs.read(f"{b}/instance") or ""
-        if state == str(INITWAIT) and self._offered != (b, instance):
-            self._ring = secrets.token_hex(8)
-            self._offered = (b, instance)
-            self.xs.write(f"{self.f}/ring-ref", self._ring)
+        # Offer to every backend instance we have not offered to; also when it is already
+        # Connected: an offer whose acknowledgement was lost may have been taken, and a fresh one
+        # is answered the same way (the backend takes re-offers in any state).
+        if state in (str(INITWAIT), str(CONNECTED)) and self._offered != (b, instance):
+            ring = secrets.token_hex(8)
+            self.xs.write(f"{self.f}/ring-ref", ring)
             self.xs.write(f"{self.f}/state", INITIALISED)
+            self._ring, self._offered = ring, (b, instance)  # only once both writes were acknowledged
             return None
         if state != str(CONNECTED) or self._offered != (b, instance):
             return None

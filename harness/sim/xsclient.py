@@ -44,9 +44,13 @@ class XsClient:
             backoff = 0.002
             chan.settimeout(None)
             with self._connected:
+                try:
+                    for token, (path, _) in list(self._watches.items()):
+                        chan.send({"op": "watch", "path": path, "token": token, "rid": 0})
+                except OSError:  # reached a xenstored that is going away: try again
+                    chan.close()
+                    continue
                 self._chan = chan
-                for token, (path, _) in list(self._watches.items()):
-                    chan.send({"op": "watch", "path": path, "token": token, "rid": 0})
                 self._connected.notify_all()
             self._read(chan)
             with self._connected:
