@@ -20,6 +20,16 @@ if [ ! -x .venv/bin/python ]; then
         fi
     fi
 fi
+# The real-Xen lab (tests marked `lab`) needs QEMU, debootstrap, cpio, kmod and ssh on the host.
+missing=0
+for tool in qemu-system-x86_64 debootstrap cpio depmod ssh; do
+    command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || missing=1
+done
+if [ "$missing" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "bootstrap: installing the lab's host packages (qemu-system-x86 debootstrap cpio kmod openssh-client)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        qemu-system-x86 debootstrap cpio kmod openssh-client >/dev/null
+fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 echo "bootstrap: .venv ready ($(.venv/bin/python --version))"

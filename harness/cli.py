@@ -3,6 +3,7 @@
   windsor faults              installed fault plugins, roles and topologies
   windsor topology NAME|FILE  where each role lives in a topology
   windsor compare JUNIT...    candidate vs baseline, per scenario, from JUnit files
+  windsor lab up|status|down  the real-Xen lab: build (cached) and boot Xen 4.17 under QEMU
   windsor bench [--quick]     this machine's figures (matrix time, stall accuracy, restarts, scaling)
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import NoReturn
 
 from harness.errors import HarnessError
@@ -49,6 +51,30 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lab(args: argparse.Namespace) -> int:
+    import logging
+
+    from harness.lab.machine import Lab
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    lab = Lab()
+    if args.action == "up":
+        state = lab.up()
+        print(f"lab up: pid {state.pid}, ssh root@127.0.0.1 -p {state.port} -i {lab.files.key}, "
+              f"dom0 ready {state.ready_s:.1f}s after QEMU start")
+    elif args.action == "down":
+        print("lab stopped" if lab.down() else "lab was not running")
+    else:
+        running = lab.state()
+        if running is None:
+            print("lab is not running")
+            return 1
+        xl = lab.ssh("xl list")
+        print(f"lab running: pid {running.pid}, ssh port {running.port}, up {time.time() - running.started:.0f}s")
+        print(xl.stdout.rstrip() or f"xl list failed: {xl.stderr.strip()}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from bench.bench import main as bench_main
 
@@ -73,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     comp = sub.add_parser("compare", help="candidate vs baseline table from JUnit files")
     comp.add_argument("junit", nargs="+")
     comp.set_defaults(func=cmd_compare)
+    lab = sub.add_parser("lab", help="the real-Xen lab on this machine (Xen 4.17 under QEMU)")
+    lab.add_argument("action", choices=("up", "status", "down"))
+    lab.set_defaults(func=cmd_lab)
     bench = sub.add_parser("bench", help="measure this machine")
     bench.add_argument("--quick", action="store_true")
     bench.set_defaults(func=cmd_bench)

@@ -1,0 +1,255 @@
+"""Building the lab's images from Debian packages only: the Xen hypervisor, the Debian kernel and
+its modules, a debootstrapped dom0 root with xen-utils and sshd, packed as an initramfs.
+
+Every stage is cached under the lab dir with a stamp of its inputs, and is redone only when they
+change (package versions, the init script, the module list).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import HostError
+
+log = logging.getLogger("windsor.lab")
+FILES = Path(__file__).parent / "files"
+SUITE = "bookworm"
+LAB_APT = ("qemu-system-x86", "debootstrap", "cpio", "kmod", "openssh-client")  # what the host needs
+GUEST_DIR = "var/lib/windsor"  # in dom0: the guest kernel and initramfs
+DOM0_PACKAGES = ("xen-utils-4.17", "iproute2", "bridge-utils", "busybox", "kmod", "openssh-server",
+                 "procps", "iputils-ping", "coreutils")
+DOM0_MODULES = ("xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenfs", "xen-netback",
+                "xen-blkback", "xen-netfront", "xen-blkfront", "bridge", "virtio_pci", "virtio_net", "loop")
+PRUNE = ("usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/info", "var/cache/apt",
+         "var/lib/apt/lists", "usr/share/zoneinfo")
+
+
+def run(*argv: str, cwd: Path | None = None, timeout: float = 600) -> str:
+    """Run a host command; HostError with its output if it fails."""
+    try:
+        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        raise HostError(f"lab: {argv[0]} is not installed (see LAB_APT in harness/lab/build.py)") from None
+    except subprocess.TimeoutExpired:
+        raise HostError(f"lab: {' '.join(argv[:3])} did not finish within {timeout:.0f}s") from None
+    if done.returncode != 0:
+        said = (done.stderr.strip() or done.stdout.strip())[-400:]
+        raise HostError(f"lab: {' '.join(argv[:4])} failed ({done.returncode}): {said}")
+    return done.stdout
+
+
+@dataclass(frozen=True)
+class LabFiles:
+    root: Path
+
+    @property
+    def debs(self) -> Path:
+        return self.root / "debs"
+
+    @property
+    def extracted(self) -> Path:
+        return self.root / "extracted"
+
+    @property
+    def xen(self) -> Path:
+        return self.root / "xen"
+
+    @property
+    def vmlinuz(self) -> Path:
+        return self.root / "vmlinuz"
+
+    @property
+    def rootfs(self) -> Path:
+        return self.root / "rootfs"
+
+    @property
+    def dom0_cpio(self) -> Path:
+        return self.root / "dom0.cpio"
+
+    @property
+    def guest_cpio(self) -> Path:
+        return self.root / "guest.cpio"
+
+    @property
+    def key(self) -> Path:
+        return self.root / "id_ed25519"
+
+
+def stage(files: LabFiles, name: str, inputs: str, make: Callable[[], None]) -> bool:
+    """Run `make` unless the stamp says it already ran with the same inputs; True if it ran."""
+    stamp = files.root / f".{name}.stamp"
+    digest = hashlib.sha256(inputs.encode()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        log.info("lab: %s is up to date", name)
+        return False
+    started = time.monotonic()
+    log.info("lab: building %s", name)
+    make()
+    stamp.write_text(digest)
+    log.info("lab: built %s in %.1fs", name, time.monotonic() - started)
+    return True
+
+
+def kernel_package() -> str:
+    """The Debian kernel that linux-image-amd64 points at now (e.g. linux-image-6.1.0-56-amd64)."""
+    for line in run("apt-cache", "depends", "linux-image-amd64").splitlines():
+        name = line.strip().removeprefix("Depends:").strip()
+        if name.startswith("linux-image-") and name[len("linux-image-"):][0].isdigit():
+            return name
+    raise HostError("lab: apt-cache does not know linux-image-amd64 (run apt-get update)")
+
+
+def version_of(package: str) -> str:
+    for line in run("apt-cache", "policy", package).splitlines():
+        if line.strip().startswith("Candidate:"):
+            return line.split(":", 1)[1].strip()
+    raise HostError(f"lab: no candidate version of {package}")
+
+
+def mirror() -> str:
+    """The Debian mirror this machine's apt uses (debootstrap must use the same reachable one)."""
+    for path in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            words = line.split("#", 1)[0].split()
+            if not words or words[0] not in ("deb", "URIs:"):
+                continue
+            for word in words[1:]:
+                if word.startswith("http") and "/debian" in word and "security" not in word:
+                    return word.rstrip("/")
+    return "http://deb.debian.org/debian"
+
+
+def fetch(files: LabFiles) -> str:
+    """Download and unpack the hypervisor, the kernel and busybox-static; returns the kernel version."""
+    kernel = kernel_package()
+    packages = ("xen-hypervisor-4.17-amd64", kernel, "busybox-static")
+    versions = " ".join(f"{p}={version_of(p)}" for p in packages)
+    release = kernel.removeprefix("linux-image-")
+
+    def make() -> None:
+        shutil.rmtree(files.debs, ignore_errors=True)
+        shutil.rmtree(files.extracted, ignore_errors=True)
+        files.debs.mkdir(parents=True)
+        run("apt-get", "download", *packages, cwd=files.debs)
+        for deb in files.debs.glob("*.deb"):
+            run("dpkg-deb", "-x", str(deb), str(files.extracted))
+        with open(files.xen, "wb") as out:
+            gz = next((files.extracted / "boot").glob("xen-4.17-amd64.gz"))
+            out.write(subprocess.run(["zcat", str(gz)], capture_output=True, check=True).stdout)
+        shutil.copy(files.extracted / "boot" / f"vmlinuz-{release}", files.vmlinuz)
+        run("depmod", "-b", str(files.extracted), release)
+
+    stage(files, "fetch", versions, make)
+    return release
+
+
+def bootstrap(files: LabFiles) -> None:
+    """A minimal Debian root with xen-utils and sshd (debootstrap, ≈ 50 s)."""
+    source = mirror()
+
+    def make() -> None:
+        shutil.rmtree(files.rootfs, ignore_errors=True)
+        run("debootstrap", "--variant=minbase", f"--include={','.join(DOM0_PACKAGES)}", SUITE,
+            str(files.rootfs), source, timeout=900)
+
+    stage(files, "rootfs", f"{SUITE} {source} {DOM0_PACKAGES}", make)
+
+
+def modules_for(files: LabFiles, release: str, names: tuple[str, ...]) -> list[Path]:
+    """The .ko files (with their dependencies) of `names`, from the unpacked kernel package."""
+    out: set[Path] = set()
+    for name in names:
+        text = run("modprobe", "--show-depends", "-d", str(files.extracted), "-S", release, name)
+        for line in text.splitlines():
+            if line.startswith("insmod "):
+                out.add(Path(line.split()[1]))
+    return sorted(out)
+
+
+def guest_image(files: LabFiles) -> None:
+    """A PV guest's initramfs: static busybox and an init that prints workload records."""
+    init = (FILES / "guest-init.sh").read_text()
+
+    def make() -> None:
+        root = files.root / "guest-root"
+        shutil.rmtree(root, ignore_errors=True)
+        for sub in ("bin", "proc", "sys", "dev", "tmp"):
+            (root / sub).mkdir(parents=True)
+        shutil.copy(files.extracted / "bin" / "busybox", root / "bin" / "busybox")
+        (root / "init").write_text(init)
+        (root / "init").chmod(0o755)
+        pack(root, files.guest_cpio)
+
+    stage(files, "guest", init, make)
+
+
+def dom0_image(files: LabFiles, release: str) -> None:
+    """The dom0 initramfs: the debootstrapped root, pruned, with /init, modules, our ssh key,
+    and the guests' kernel and initramfs under /var/lib/windsor."""
+    init = (FILES / "dom0-init.sh").read_text()
+    guest = hashlib.sha256(files.guest_cpio.read_bytes()).hexdigest()
+
+    def make() -> None:
+        root = files.rootfs
+        for sub in PRUNE:
+            shutil.rmtree(root / sub, ignore_errors=True)
+        (root / "init").write_text(init)
+        (root / "init").chmod(0o755)
+        moddir = root / "lib" / "modules" / release
+        shutil.rmtree(moddir, ignore_errors=True)
+        src_base = files.extracted / "lib" / "modules" / release
+        for ko in modules_for(files, release, DOM0_MODULES):
+            dest = moddir / ko.relative_to(src_base)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(ko, dest)
+        for meta in src_base.glob("modules.builtin*"):
+            shutil.copy(meta, moddir / meta.name)
+        shutil.copy(src_base / "modules.order", moddir / "modules.order")
+        run("depmod", "-b", str(root), release)
+        if not files.key.exists():
+            run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "windsor-lab", "-f", str(files.key))
+        ssh = root / "root" / ".ssh"
+        ssh.mkdir(mode=0o700, exist_ok=True)
+        shutil.copy(files.key.with_suffix(".pub"), ssh / "authorized_keys")
+        run("ssh-keygen", "-A", "-f", str(root))
+        (root / GUEST_DIR).mkdir(parents=True, exist_ok=True)
+        shutil.copy(files.vmlinuz, root / GUEST_DIR / "vmlinuz")
+        shutil.copy(files.guest_cpio, root / GUEST_DIR / "guest.cpio")
+        (root / "etc" / "ssh" / "sshd_config.d").mkdir(exist_ok=True)
+        (root / "etc" / "ssh" / "sshd_config.d" / "windsor.conf").write_text(
+            "PermitRootLogin prohibit-password\nUseDNS no\nPasswordAuthentication no\n")
+        pack(root, files.dom0_cpio)
+
+    stage(files, "dom0", f"{release} {init} {DOM0_MODULES} {PRUNE} {guest}", make)
+
+
+def pack(root: Path, out: Path) -> None:
+    """An uncompressed newc cpio of `root` (what Xen's multiboot module loader hands to Linux)."""
+    tmp = out.with_suffix(".tmp")
+    listing = subprocess.run(["find", "."], cwd=root, capture_output=True, check=True).stdout
+    with open(tmp, "wb") as fh:
+        subprocess.run(["cpio", "--quiet", "-o", "-H", "newc"], cwd=root, input=listing, stdout=fh, check=True)
+    os.replace(tmp, out)
+
+
+def build(root: Path) -> tuple[LabFiles, str]:
+    """Everything the lab boots from; cached. Returns the files and the kernel release."""
+    files = LabFiles(root)
+    root.mkdir(parents=True, exist_ok=True)
+    release = fetch(files)
+    bootstrap(files)
+    guest_image(files)
+    dom0_image(files, release)
+    return files, release

@@ -1,0 +1,145 @@
+"""The lab machine: Xen 4.17 (Debian's packages) booted under QEMU/TCG on this host, dom0 reached
+by ssh on a loopback-only forwarded port. State lives in the lab dir (``lab.json``), so `up`,
+`status` and `down` can be separate commands.
+
+QEMU writes the serial console (Xen's and dom0's) to ``serial.log`` itself, so nothing has to
+keep reading a socket for the console not to back up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+from harness.errors import HostError
+from harness.lab.build import LabFiles, build
+from harness.waiting import wait_until
+
+log = logging.getLogger("windsor.lab")
+DEFAULT_DIR = Path(os.environ.get("WINDSOR_LAB_DIR", "~/.cache/windsor/lab")).expanduser()
+READY = b"WINDSOR: dom0 ready"
+BOOT_TIMEOUT_S = 180.0
+XEN_ARGS = ("dom0_mem=1024M,max:1024M dom0_max_vcpus=2 console=com1 com1=115200,8n1 loglvl=all "
+            "guest_loglvl=all console_timestamps=boot smap=0 smep=0")  # TCG: dom0 dies without smap/smep=0
+DOM0_ARGS = "console=hvc0 earlyprintk=xen rdinit=/init"
+
+
+@dataclass(frozen=True)
+class LabState:
+    pid: int
+    port: int
+    started: float  # time.time() at QEMU start
+    ready_s: float  # QEMU start → dom0 ready
+
+
+class Lab:
+    def __init__(self, root: Path = DEFAULT_DIR) -> None:
+        self.root = root
+        self.files = LabFiles(root)
+        self.state_file = root / "lab.json"
+        self.serial = root / "serial.log"
+
+    def state(self) -> LabState | None:
+        """The running lab, or None (a stale state file of a dead QEMU is removed)."""
+        try:
+            state = LabState(**json.loads(self.state_file.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+        try:
+            if "qemu" in psutil.Process(state.pid).name():
+                return state
+        except psutil.Error:
+            pass
+        self.state_file.unlink(missing_ok=True)
+        return None
+
+    def ssh_argv(self, state: LabState, command: str, timeout_s: float = 30) -> list[str]:
+        return ["timeout", "-k", "5", str(timeout_s), "ssh", "-i", str(self.files.key), "-p", str(state.port),
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                "-o", "ConnectTimeout=5", "-o", "BatchMode=yes", "root@127.0.0.1", command]
+
+    def ssh(self, command: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:
+        state = self.state()
+        if state is None:
+            raise HostError("the lab is not running: windsor lab up")
+        return subprocess.run(self.ssh_argv(state, command, timeout_s), capture_output=True, text=True)
+
+    def up(self) -> LabState:
+        """Build (cached) and boot the lab unless it runs; return when dom0 answers over ssh."""
+        running = self.state()
+        if running is not None:
+            log.info("lab: already running (pid %d, ssh port %d)", running.pid, running.port)
+            return running
+        files, _ = build(self.root)
+        port = free_port()
+        self.serial.unlink(missing_ok=True)
+        pidfile = self.root / "qemu.pid"
+        pidfile.unlink(missing_ok=True)
+        started = time.time()
+        argv = [
+            "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "4096",
+            "-display", "none", "-no-reboot", "-nodefaults", "-daemonize", "-pidfile", str(pidfile),
+            "-chardev", f"file,id=s0,path={self.serial}", "-serial", "chardev:s0",
+            "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22", "-device", "virtio-net-pci,netdev=n0",
+            "-kernel", str(files.xen), "-append", XEN_ARGS,
+            "-initrd", f"{files.vmlinuz} {DOM0_ARGS},{files.dom0_cpio}",
+        ]
+        log.info("lab: booting Xen under QEMU (ssh port %d)", port)
+        done = subprocess.run(argv, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise HostError(f"lab: qemu did not start: {done.stderr.strip()[-300:]}")
+        pid = int(pidfile.read_text())
+        if not wait_until("dom0 ready on the serial console", self._booted, BOOT_TIMEOUT_S):
+            self._stop(pid)
+            raise HostError(f"lab: dom0 not ready within {BOOT_TIMEOUT_S:.0f}s; console in {self.serial}")
+        state = LabState(pid, port, started, time.time() - started)
+        self.state_file.write_text(json.dumps(asdict(state)))
+        if not wait_until("ssh into dom0", lambda: self.ssh("true", 15).returncode == 0, 60):
+            self.down()
+            raise HostError("lab: dom0 booted but does not answer ssh")
+        log.info("lab: dom0 ready %.1fs after QEMU start", state.ready_s)
+        return state
+
+    def _booted(self) -> bool:
+        try:
+            text = self.serial.read_bytes()
+        except FileNotFoundError:
+            return False
+        if b"Kernel panic" in text or b"Panic on CPU" in text:
+            raise HostError(f"lab: the lab host panicked while booting; console in {self.serial}")
+        return READY in text
+
+    def down(self) -> bool:
+        """Stop the lab; False if it was not running."""
+        state = self.state()
+        self.state_file.unlink(missing_ok=True)
+        if state is None:
+            return False
+        self._stop(state.pid)
+        return True
+
+    def _stop(self, pid: int) -> None:
+        try:
+            proc = psutil.Process(pid)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(10)
+        except psutil.TimeoutExpired:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
