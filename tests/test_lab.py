@@ -44,11 +44,17 @@ def test_dom0_runs_on_real_xen(lab: Lab) -> None:
     assert "pv" in facts["virt_caps"].split() and facts["xen_scheduler"] == "credit2"
 
 
+def diagnose(lab: Lab) -> str:
+    """What to look at when the guest does not behave: its state, its log, Xen's and dom0's."""
+    cmd = f"xl list; tail -5 {LOG}; xl dmesg | tail -15; dmesg | tail -15; ps ax | grep [x]enconsoled"
+    return lab.ssh(cmd, 60).stdout
+
+
 def test_guest_records_reach_dom0_and_pause_stops_them(lab: Lab) -> None:
     made = lab.ssh(f"cat > /tmp/smoke.cfg <<'EOF'\n{GUEST_CFG}EOF\nxl create /tmp/smoke.cfg", 60)
     assert made.returncode == 0, made.stderr
     try:
-        assert wait_until("guest records in xenconsoled's log", lambda: records(lab) >= 5, 90)
+        assert wait_until("guest records in xenconsoled's log", lambda: records(lab) >= 5, 120), diagnose(lab)
         assert lab.ssh("xl pause smoke").returncode == 0
         paused_at = records(lab)
         # a paused domain does not run: no record may appear (waiting for one must time out)

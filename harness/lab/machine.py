@@ -65,7 +65,10 @@ class Lab:
     def ssh_argv(self, state: LabState, command: str, timeout_s: float = 30) -> list[str]:
         return ["timeout", "-k", "5", str(timeout_s), "ssh", "-i", str(self.files.key), "-p", str(state.port),
                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-                "-o", "ConnectTimeout=5", "-o", "BatchMode=yes", "root@127.0.0.1", command]
+                "-o", "ConnectTimeout=5", "-o", "BatchMode=yes",
+                # one TCP+ssh handshake per lab boot, not per command (≈ 2.5 s each under TCG)
+                "-o", "ControlMaster=auto", "-o", f"ControlPath={self.root}/ssh-{state.port}.sock",
+                "-o", "ControlPersist=300", "root@127.0.0.1", command]
 
     def ssh(self, command: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:
         state = self.state()
