@@ -48,39 +48,22 @@ def run(*argv: str, cwd: Path | None = None, timeout: float = 600) -> str:
 
 @dataclass(frozen=True)
 class LabFiles:
+    """Where each build product lives in the lab dir (`LabFiles.at(root)`)."""
+
     root: Path
+    debs: Path
+    extracted: Path
+    xen: Path
+    vmlinuz: Path
+    rootfs: Path
+    dom0_cpio: Path
+    guest_cpio: Path
+    key: Path
 
-    @property
-    def debs(self) -> Path:
-        return self.root / "debs"
-
-    @property
-    def extracted(self) -> Path:
-        return self.root / "extracted"
-
-    @property
-    def xen(self) -> Path:
-        return self.root / "xen"
-
-    @property
-    def vmlinuz(self) -> Path:
-        return self.root / "vmlinuz"
-
-    @property
-    def rootfs(self) -> Path:
-        return self.root / "rootfs"
-
-    @property
-    def dom0_cpio(self) -> Path:
-        return self.root / "dom0.cpio"
-
-    @property
-    def guest_cpio(self) -> Path:
-        return self.root / "guest.cpio"
-
-    @property
-    def key(self) -> Path:
-        return self.root / "id_ed25519"
+    @classmethod
+    def at(cls, root: Path) -> LabFiles:
+        names = ("debs", "extracted", "xen", "vmlinuz", "rootfs", "dom0.cpio", "guest.cpio", "id_ed25519")
+        return cls(root, *(root / name for name in names))
 
 
 def stage(files: LabFiles, name: str, inputs: str, make: Callable[[], None]) -> bool:
@@ -246,7 +229,7 @@ def pack(root: Path, out: Path) -> None:
 
 def build(root: Path) -> tuple[LabFiles, str]:
     """Everything the lab boots from; cached. Returns the files and the kernel release."""
-    files = LabFiles(root)
+    files = LabFiles.at(root)
     root.mkdir(parents=True, exist_ok=True)
     release = fetch(files)
     bootstrap(files)

@@ -44,7 +44,7 @@ class LabState:
 class Lab:
     def __init__(self, root: Path = DEFAULT_DIR) -> None:
         self.root = root
-        self.files = LabFiles(root)
+        self.files = LabFiles.at(root)
         self.state_file = root / "lab.json"
         self.serial = root / "serial.log"
 
