@@ -22,13 +22,14 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # The real-Xen lab (tests marked `lab`) needs QEMU, debootstrap, cpio, kmod and ssh on the host.
 missing=0
-for tool in qemu-system-x86_64 debootstrap cpio depmod ssh; do
+for tool in qemu-system-x86_64 debootstrap cpio depmod ssh gcc; do
     command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || missing=1
 done
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || missing=1  # gcc -static needs libc6-dev
 if [ "$missing" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "bootstrap: installing the lab's host packages (qemu-system-x86 debootstrap cpio kmod openssh-client)"
+    echo "bootstrap: installing the lab's host packages (harness/lab/build.py LAB_APT)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        qemu-system-x86 debootstrap cpio kmod openssh-client >/dev/null
+        qemu-system-x86 debootstrap cpio kmod openssh-client gcc libc6-dev >/dev/null
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'

@@ -22,7 +22,7 @@ from harness.errors import HostError
 log = logging.getLogger("windsor.lab")
 FILES = Path(__file__).parent / "files"
 SUITE = "bookworm"
-LAB_APT = ("qemu-system-x86", "debootstrap", "cpio", "kmod", "openssh-client")  # what the host needs
+LAB_APT = ("qemu-system-x86", "debootstrap", "cpio", "kmod", "openssh-client", "gcc", "libc6-dev")  # host needs
 GUEST_DIR = "var/lib/windsor"  # in dom0: the guest kernel and initramfs
 DOM0_PACKAGES = ("xen-utils-4.17", "iproute2", "bridge-utils", "busybox", "kmod", "openssh-server",
                  "procps", "iputils-ping", "coreutils")
@@ -162,8 +162,9 @@ def modules_for(files: LabFiles, release: str, names: tuple[str, ...]) -> list[P
 
 
 def guest_image(files: LabFiles) -> None:
-    """A PV guest's initramfs: static busybox and an init that prints workload records."""
+    """A PV guest's initramfs: static busybox, wrec (built here) and an init that prints records."""
     init = (FILES / "guest-init.sh").read_text()
+    wrec = (FILES / "wrec.c").read_text()
 
     def make() -> None:
         root = files.root / "guest-root"
@@ -171,11 +172,12 @@ def guest_image(files: LabFiles) -> None:
         for sub in ("bin", "proc", "sys", "dev", "tmp"):
             (root / sub).mkdir(parents=True)
         shutil.copy(files.extracted / "bin" / "busybox", root / "bin" / "busybox")
+        run("gcc", "-static", "-O2", "-Wall", "-Werror", "-o", str(root / "bin" / "wrec"), str(FILES / "wrec.c"))
         (root / "init").write_text(init)
         (root / "init").chmod(0o755)
         pack(root, files.guest_cpio)
 
-    stage(files, "guest", init, make)
+    stage(files, "guest", init + wrec, make)
 
 
 def dom0_image(files: LabFiles, release: str) -> None:
