@@ -22,3 +22,9 @@ def booted() -> Iterator[tuple[SimHost, tuple[GuestSpec, ...]]]:
     with host:
         host.boot(load_topology("disaggregated"), guests, CADENCE, 0)
         yield host, guests
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Lab tests last: a 4 GB QEMU guest booting or shutting down stalls this 2-core machine for
+    hundreds of milliseconds, which the timing-precise sim:// tests would measure."""
+    items.sort(key=lambda item: item.get_closest_marker("lab") is not None)

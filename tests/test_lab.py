@@ -60,8 +60,10 @@ def test_guest_records_measure_a_real_pause(lab: Lab) -> None:
     assert made.returncode == 0, made.stderr
     try:
         assert wait_until("guest records in xenconsoled's log", lambda: len(heartbeats(lab)) >= 5, 120), diagnose(lab)
+        newest = heartbeats(lab)[-1]
         now = float(lab.ssh("date +%s.%N").stdout)
-        assert 0 < now - heartbeats(lab)[-1] < 2.0, "guest and dom0 clocks disagree"
+        # the newest record is at most a cadence plus the log's latency old; both clocks are Xen's
+        assert -0.05 < now - newest < 2.0, f"guest and dom0 clocks disagree by {now - newest:+.3f}s"
         # pause for 1 s; dom0's clock brackets when the pause and unpause took effect
         timed = lab.ssh("t0=$(date +%s.%N); xl pause smoke; t1=$(date +%s.%N); sleep 1; "
                         "t2=$(date +%s.%N); xl unpause smoke; t3=$(date +%s.%N); echo $t0 $t1 $t2 $t3", 60)
