@@ -26,6 +26,11 @@ LAB_APT = ("qemu-system-x86", "debootstrap", "cpio", "kmod", "openssh-client", "
 GUEST_DIR = "var/lib/windsor"  # in dom0: the guest kernel and initramfs
 DOM0_PACKAGES = ("xen-utils-4.17", "iproute2", "bridge-utils", "busybox", "kmod", "openssh-server",
                  "procps", "iputils-ping", "coreutils")
+# dom0's Xen userland, overlaid at exactly the hypervisor's version (debootstrap takes the suite's
+# older one: with xen-utils 4.17.5 on a 4.17.7 hypervisor, xl corrupted its heap now and then)
+XEN_USERLAND = ("xen-utils-4.17", "xen-utils-common", "xenstore-utils", "libxenmisc4.17", "libxencall1",
+                "libxendevicemodel1", "libxenevtchn1", "libxenforeignmemory1", "libxengnttab1", "libxenhypfs1",
+                "libxenstore4", "libxentoolcore1", "libxentoollog1")
 DOM0_MODULES = ("xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenfs", "xen-netback",
                 "xen-blkback", "xen-netfront", "xen-blkfront", "bridge", "virtio_pci", "virtio_net", "loop")
 PRUNE = ("usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/info", "var/cache/apt",
@@ -118,14 +123,16 @@ def fetch(files: LabFiles) -> str:
     """Download and unpack the hypervisor, the kernel and busybox-static; returns the kernel version."""
     kernel = kernel_package()
     packages = ("xen-hypervisor-4.17-amd64", kernel, "busybox-static")
-    versions = " ".join(f"{p}={version_of(p)}" for p in packages)
+    xen_version = version_of("xen-hypervisor-4.17-amd64")
+    versions = " ".join(f"{p}={version_of(p)}" for p in packages) + f" userland={xen_version}"
     release = kernel.removeprefix("linux-image-")
 
     def make() -> None:
         shutil.rmtree(files.debs, ignore_errors=True)
         shutil.rmtree(files.extracted, ignore_errors=True)
-        files.debs.mkdir(parents=True)
+        (files.debs / "userland").mkdir(parents=True)
         run("apt-get", "download", *packages, cwd=files.debs)
+        run("apt-get", "download", *(f"{p}={xen_version}" for p in XEN_USERLAND), cwd=files.debs / "userland")
         for deb in files.debs.glob("*.deb"):
             run("dpkg-deb", "-x", str(deb), str(files.extracted))
         with open(files.xen, "wb") as out:
@@ -185,9 +192,12 @@ def dom0_image(files: LabFiles, release: str) -> None:
     and the guests' kernel and initramfs under /var/lib/windsor."""
     init = (FILES / "dom0-init.sh").read_text()
     guest = hashlib.sha256(files.guest_cpio.read_bytes()).hexdigest()
+    userland = sorted(p.name for p in (files.debs / "userland").glob("*.deb"))
 
     def make() -> None:
         root = files.rootfs
+        for deb in sorted((files.debs / "userland").glob("*.deb")):
+            run("dpkg-deb", "-x", str(deb), str(root))
         for sub in PRUNE:
             shutil.rmtree(root / sub, ignore_errors=True)
         (root / "init").write_text(init)
@@ -217,7 +227,7 @@ def dom0_image(files: LabFiles, release: str) -> None:
             "PermitRootLogin prohibit-password\nUseDNS no\nPasswordAuthentication no\n")
         pack(root, files.dom0_cpio)
 
-    stage(files, "dom0", f"{release} {init} {DOM0_MODULES} {PRUNE} {guest}", make)
+    stage(files, "dom0", f"{release} {init} {DOM0_MODULES} {PRUNE} {guest} {userland}", make)
 
 
 def pack(root: Path, out: Path) -> None:
