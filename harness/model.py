@@ -38,10 +38,11 @@ class GuestSpec:
     net: bool
     disk: bool
     index: int
+    console: bool = True  # a console workload (not on Xen hosts: the records travel on the console)
 
     @property
     def devices(self) -> tuple[str, ...]:
-        chosen = (self.net, self.disk, self.hvm, True, True)
+        chosen = (self.net, self.disk, self.hvm, self.console, True)
         return tuple(d for d, on in zip(DEVICES, chosen, strict=True) if on)
 
     @property

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import pytest
 
+from harness.backend import host_class
 from harness.errors import HarnessError, UsageError
 from harness.junit import BaselineJunit, Outcome, case_properties
 from harness.runner import run_case
@@ -46,7 +47,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("windsor", "Windsor resilience harness")
     for flag, name, _, default, help_text in SETTINGS:
         group.addoption(flag, dest=name, default=None, help=f"{help_text} (ini {name}; default {default})")
-        parser.addini(name, help_text, default=default)
+        parser.addini(name, help_text, default="")
     group.addoption("--fault-param", dest="windsor_fault_params", action="append", default=[],
                     metavar="FAULT.KEY=VALUE", help="a fault parameter, e.g. stall.duration_s=0.5 (repeatable)")
     group.addoption("--baseline-junit", dest="windsor_baseline_junit", default=None, metavar="FILE",
@@ -55,18 +56,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="do not run or record a baseline")
 
 
-def _setting(config: pytest.Config, name: str, cast: Callable[[str], T], flag: str) -> T:
+def _setting(config: pytest.Config, name: str, cast: Callable[[str], T], flag: str,
+             defaults: Mapping[str, str]) -> T:
+    """The command line, else the ini file, else what suits the host (`Host.defaults`), else ours."""
     raw = config.getoption(name)
     if raw is None:
-        raw = config.getini(name)
+        raw = config.getini(name) or defaults.get(name) or DEFAULTS[name]
     try:
         return cast(str(raw))
     except ValueError:
         raise UsageError(f"{flag} {raw!r} is not a valid {cast.__name__}") from None
 
 
+DEFAULTS = {name: default for _, name, _, default, _ in SETTINGS}
+
+
 def options_from(config: pytest.Config) -> RunOptions:
-    s: dict[str, Any] = {name: _setting(config, name, cast, flag) for flag, name, cast, _, _ in SETTINGS}
+    host = _setting(config, "windsor_host", str, "--host", {})
+    defaults = host_class(host).defaults
+    s: dict[str, Any] = {name: _setting(config, name, cast, flag, defaults) for flag, name, cast, _, _ in SETTINGS}
     return RunOptions(
         host=s["windsor_host"], topology=s["windsor_topology"],
         baseline_topology="" if config.getoption("windsor_no_baseline") else s["windsor_baseline_topology"],
@@ -122,6 +130,9 @@ class Windsor:
         """Run the scenario on the baseline topology (unless read from JUnit or disabled) and on
         the topology under test; record both as JUnit properties and one system-out line."""
         opts = self.options
+        why_not = host_class(opts.host).cannot(scenario.role, scenario.fault)
+        if why_not:
+            pytest.skip(why_not)
         baselines = self.item.config.stash[BASELINES]
         baseline: dict[str, str] | None = None
         if baselines is not None:

@@ -21,7 +21,6 @@ from harness.topology import Topology, load_topology
 from harness.waiting import wait_until
 
 log = logging.getLogger("windsor")
-STEADY_TIMEOUT_S = 30.0
 QUIET_WINDOW_S = 0.3  # observed before the fault and after recovery: each device's own jitter
 
 
@@ -69,7 +68,6 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str) -> CaseRe
     fault_cls = get_fault(scenario.fault)
     params = fault_cls.parse_params(dict(scenario.params))
     blast = fault_cls.blast(topology, scenario.role, guest)
-    all_pairs = pairs(guests)
     budgets = opts.budgets
     phases: dict[str, float] = {}
     mark = time.monotonic()
@@ -80,19 +78,22 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str) -> CaseRe
         phases[name], mark = now - mark, now
 
     with get_host(opts.host) as host:
+        guests = host.adapt(guests)
+        all_pairs = pairs(guests)
         log.info("booting %s on %s with %d guests", topology.name, opts.host, len(guests))
         host.boot(topology, guests, opts.cadence_s, opts.seed)
         phase("boot")
         booted = host.now()
+        steady_timeout = host.steady_timeout_s
         if not wait_until("steady state: every guest device progressing",
-                          lambda: progressing(host, all_pairs, booted, 3), STEADY_TIMEOUT_S):
+                          lambda: progressing(host, all_pairs, booted, 3), steady_timeout):
             stuck = sorted(p for p in all_pairs if not progressing(host, frozenset({p}), booted, 3))
-            raise HostError(f"no steady state within {STEADY_TIMEOUT_S:.0f}s: not progressing {stuck}")
+            raise HostError(f"no steady state within {steady_timeout:.0f}s: not progressing {stuck}")
         t_steady = host.now()
         ops = max(10, round(QUIET_WINDOW_S / opts.cadence_s))
         if not wait_until(f"{ops} operations of every device as the noise reference",
-                          lambda: progressing(host, all_pairs, t_steady, ops), STEADY_TIMEOUT_S):
-            raise HostError(f"steady state lost within {STEADY_TIMEOUT_S:.0f}s of being reached")
+                          lambda: progressing(host, all_pairs, t_steady, ops), steady_timeout):
+            raise HostError(f"steady state lost within {steady_timeout:.0f}s of being reached")
         phase("steady")
         target = host.locate(scenario.role, guest)
         before = {e.name: e.incarnation for e in host.entities()}
@@ -125,7 +126,7 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str) -> CaseRe
         t_calm = host.now()
         if recovered:
             wait_until(f"{ops} operations of every device after recovery",
-                       lambda: progressing(host, all_pairs, t_calm, ops), STEADY_TIMEOUT_S)
+                       lambda: progressing(host, all_pairs, t_calm, ops), steady_timeout)
         t_end = host.now()
         after = {e.name: e.incarnation for e in host.entities()}
         progress = host.progress()

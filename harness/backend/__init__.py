@@ -10,6 +10,9 @@ from harness.errors import UsageError
 
 BACKENDS = {
     "sim": "harness.backend.sim.SimHost",
+    "xen+ssh": "harness.backend.xen.XenHost",
+    "xen+local": "harness.backend.xen.XenHost",
+    "lab": "harness.backend.lab.LabHost",
 }
 
 
@@ -29,11 +32,15 @@ def parse_hostspec(url: str) -> HostSpec:
     return HostSpec(url, parsed.scheme, parsed.username, parsed.hostname, port, params)
 
 
-def get_host(url: str) -> Host:
+def host_class(url: str) -> type[Host]:
     spec = parse_hostspec(url)
     module, cls = BACKENDS[spec.scheme].rsplit(".", 1)
-    host: Host = getattr(importlib.import_module(module), cls)(spec)
-    return host
+    found: type[Host] = getattr(importlib.import_module(module), cls)
+    return found
 
 
-__all__ = ["BACKENDS", "Host", "HostSpec", "get_host", "parse_hostspec"]
+def get_host(url: str) -> Host:
+    return host_class(url)(parse_hostspec(url))
+
+
+__all__ = ["BACKENDS", "Host", "HostSpec", "get_host", "host_class", "parse_hostspec"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
-from harness.model import GuestSpec, Pair
+from harness.model import ROLES, GuestSpec, Pair
 from harness.topology import Topology
 
 
@@ -52,8 +52,12 @@ class Health:
 
 
 class Host(ABC):
-    """One host under test. Times are seconds on the host's monotonic clock (`now`), the clock
-    the guests' records use."""
+    """One host under test. Times are seconds on the host's clock (`now`), the clock the guests'
+    records use."""
+
+    roles: tuple[str, ...] = ROLES  # the roles whose faults this kind of host can inject
+    defaults: Mapping[str, str] = {}  # run options (plugin ini names) that suit this kind of host
+    steady_timeout_s = 30.0  # from `boot` returning to every guest device progressing
 
     def __init__(self, spec: HostSpec) -> None:
         self.spec = spec
@@ -64,6 +68,17 @@ class Host(ABC):
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.shutdown()
+
+    @classmethod
+    def cannot(cls, role: str, fault: str) -> str | None:
+        """Why this kind of host cannot run `fault` on `role` (None: it can)."""
+        if role not in cls.roles:
+            return f"{role} faults are not possible on this kind of host (only {', '.join(cls.roles)})"
+        return None
+
+    def adapt(self, guests: Sequence[GuestSpec]) -> tuple[GuestSpec, ...]:
+        """The guests as this host can run them (e.g. PV only); by default unchanged."""
+        return tuple(guests)
 
     @abstractmethod
     def boot(self, topology: Topology, guests: Sequence[GuestSpec], cadence: float, seed: int) -> None:

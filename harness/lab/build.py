@@ -22,8 +22,10 @@ from harness.errors import HostError
 log = logging.getLogger("windsor.lab")
 FILES = Path(__file__).parent / "files"
 SUITE = "bookworm"
-LAB_APT = ("qemu-system-x86", "debootstrap", "cpio", "kmod", "openssh-client", "gcc", "libc6-dev")  # host needs
-GUEST_DIR = "var/lib/windsor"  # in dom0: the guest kernel and initramfs
+# what the host needs
+LAB_APT = ("qemu-system-x86", "debootstrap", "cpio", "kmod", "openssh-client", "gcc", "libc6-dev", "e2fsprogs")
+GUEST_DIR = "var/lib/windsor"  # in dom0: the kernel and the guests' and driver domains' initramfs
+DOM0_TOOLS = ("windsor-topo", "windsor-agent")  # our dom0 scripts, in /usr/local/sbin
 DOM0_PACKAGES = ("xen-utils-4.17", "iproute2", "bridge-utils", "busybox", "kmod", "openssh-server",
                  "procps", "iputils-ping", "coreutils")
 # dom0's Xen userland, overlaid at exactly the hypervisor's version (debootstrap takes the suite's
@@ -32,7 +34,8 @@ XEN_USERLAND = ("xen-utils-4.17", "xen-utils-common", "xenstore-utils", "libxenm
                 "libxendevicemodel1", "libxenevtchn1", "libxenforeignmemory1", "libxengnttab1", "libxenhypfs1",
                 "libxenstore4", "libxentoolcore1", "libxentoollog1")
 DOM0_MODULES = ("xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenfs", "xen-netback",
-                "xen-blkback", "xen-netfront", "xen-blkfront", "bridge", "virtio_pci", "virtio_net", "loop")
+                "xen-blkback", "xen-netfront", "xen-blkfront", "bridge", "virtio_pci", "virtio_net", "virtio_blk",
+                "ext4", "loop")
 PRUNE = ("usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/info", "var/cache/apt",
          "var/lib/apt/lists", "usr/share/zoneinfo")
 
@@ -63,11 +66,14 @@ class LabFiles:
     rootfs: Path
     dom0_cpio: Path
     guest_cpio: Path
+    dd_cpio: Path
     key: Path
+    state: Path
 
     @classmethod
     def at(cls, root: Path) -> LabFiles:
-        names = ("debs", "extracted", "xen", "vmlinuz", "rootfs", "dom0.cpio", "guest.cpio", "id_ed25519")
+        names = ("debs", "extracted", "xen", "vmlinuz", "rootfs", "dom0.cpio", "guest.cpio", "dd.cpio", "id_ed25519",
+                 "state.img")
         return cls(root, *(root / name for name in names))
 
 
@@ -157,41 +163,16 @@ def bootstrap(files: LabFiles) -> None:
     stage(files, "rootfs", f"{SUITE} {source} {DOM0_PACKAGES}", make)
 
 
-def modules_for(files: LabFiles, release: str, names: tuple[str, ...]) -> list[Path]:
-    """The .ko files (with their dependencies) of `names`, from the unpacked kernel package."""
-    out: set[Path] = set()
-    for name in names:
-        text = run("modprobe", "--show-depends", "-d", str(files.extracted), "-S", release, name)
-        for line in text.splitlines():
-            if line.startswith("insmod "):
-                out.add(Path(line.split()[1]))
-    return sorted(out)
-
-
-def guest_image(files: LabFiles) -> None:
-    """A PV guest's initramfs: static busybox, wrec (built here) and an init that prints records."""
-    init = (FILES / "guest-init.sh").read_text()
-    wrec = (FILES / "wrec.c").read_text()
-
-    def make() -> None:
-        root = files.root / "guest-root"
-        shutil.rmtree(root, ignore_errors=True)
-        for sub in ("bin", "proc", "sys", "dev", "tmp"):
-            (root / sub).mkdir(parents=True)
-        shutil.copy(files.extracted / "bin" / "busybox", root / "bin" / "busybox")
-        run("gcc", "-static", "-O2", "-Wall", "-Werror", "-o", str(root / "bin" / "wrec"), str(FILES / "wrec.c"))
-        (root / "init").write_text(init)
-        (root / "init").chmod(0o755)
-        pack(root, files.guest_cpio)
-
-    stage(files, "guest", init + wrec, make)
-
-
 def dom0_image(files: LabFiles, release: str) -> None:
     """The dom0 initramfs: the debootstrapped root, pruned, with /init, modules, our ssh key,
     and the guests' kernel and initramfs under /var/lib/windsor."""
+    from harness.lab.images import install_modules
+
     init = (FILES / "dom0-init.sh").read_text()
-    guest = hashlib.sha256(files.guest_cpio.read_bytes()).hexdigest()
+    from harness.lab.images import HOTPLUG, extract_vmlinux
+
+    tools = "".join((FILES / name).read_text() for name in (*DOM0_TOOLS, *HOTPLUG))
+    guest = hashlib.sha256(files.guest_cpio.read_bytes() + files.dd_cpio.read_bytes()).hexdigest()
     userland = sorted(p.name for p in (files.debs / "userland").glob("*.deb"))
 
     def make() -> None:
@@ -202,17 +183,13 @@ def dom0_image(files: LabFiles, release: str) -> None:
             shutil.rmtree(root / sub, ignore_errors=True)
         (root / "init").write_text(init)
         (root / "init").chmod(0o755)
-        moddir = root / "lib" / "modules" / release
-        shutil.rmtree(moddir, ignore_errors=True)
-        src_base = files.extracted / "lib" / "modules" / release
-        for ko in modules_for(files, release, DOM0_MODULES):
-            dest = moddir / ko.relative_to(src_base)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(ko, dest)
-        for meta in src_base.glob("modules.builtin*"):
-            shutil.copy(meta, moddir / meta.name)
-        shutil.copy(src_base / "modules.order", moddir / "modules.order")
-        run("depmod", "-b", str(root), release)
+        shutil.rmtree(root / "lib" / "modules" / release, ignore_errors=True)
+        install_modules(files, release, DOM0_MODULES, root)
+        for name in DOM0_TOOLS:
+            shutil.copy(FILES / name, root / "usr" / "local" / "sbin" / name)
+            (root / "usr" / "local" / "sbin" / name).chmod(0o755)
+        for name in HOTPLUG:
+            shutil.copy(FILES / name, root / "etc" / "xen" / "scripts" / name)
         if not files.key.exists():
             run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "windsor-lab", "-f", str(files.key))
         ssh = root / "root" / ".ssh"
@@ -220,14 +197,16 @@ def dom0_image(files: LabFiles, release: str) -> None:
         shutil.copy(files.key.with_suffix(".pub"), ssh / "authorized_keys")
         run("ssh-keygen", "-A", "-f", str(root))
         (root / GUEST_DIR).mkdir(parents=True, exist_ok=True)
-        shutil.copy(files.vmlinuz, root / GUEST_DIR / "vmlinuz")
+        (root / GUEST_DIR / "vmlinuz").unlink(missing_ok=True)
+        extract_vmlinux(files.vmlinuz, root / GUEST_DIR / "vmlinux")
         shutil.copy(files.guest_cpio, root / GUEST_DIR / "guest.cpio")
+        shutil.copy(files.dd_cpio, root / GUEST_DIR / "dd.cpio")
         (root / "etc" / "ssh" / "sshd_config.d").mkdir(exist_ok=True)
         (root / "etc" / "ssh" / "sshd_config.d" / "windsor.conf").write_text(
             "PermitRootLogin prohibit-password\nUseDNS no\nPasswordAuthentication no\n")
         pack(root, files.dom0_cpio)
 
-    stage(files, "dom0", f"{release} {init} {DOM0_MODULES} {PRUNE} {guest} {userland}", make)
+    stage(files, "dom0", f"{release} {init} {tools} {DOM0_MODULES} {PRUNE} {guest} {userland}", make)
 
 
 def pack(root: Path, out: Path) -> None:
@@ -243,8 +222,11 @@ def build(root: Path) -> tuple[LabFiles, str]:
     """Everything the lab boots from; cached. Returns the files and the kernel release."""
     files = LabFiles.at(root)
     root.mkdir(parents=True, exist_ok=True)
+    from harness.lab.images import dd_image, guest_image
+
     release = fetch(files)
     bootstrap(files)
-    guest_image(files)
+    guest_image(files, release)
+    dd_image(files, release)
     dom0_image(files, release)
     return files, release

@@ -21,13 +21,14 @@ from pathlib import Path
 import psutil
 
 from harness.errors import HostError
-from harness.lab.build import LabFiles, build
+from harness.lab.build import LabFiles, build, run
 from harness.waiting import wait_until
 
 log = logging.getLogger("windsor.lab")
 DEFAULT_DIR = Path(os.environ.get("WINDSOR_LAB_DIR", "~/.cache/windsor/lab")).expanduser()
 READY = b"WINDSOR: dom0 ready"
 BOOT_TIMEOUT_S = 180.0
+STATE_DISK_MB = 512
 XEN_ARGS = ("dom0_mem=1024M,max:1024M dom0_max_vcpus=2 console=com1 com1=115200,8n1 loglvl=all "
             "guest_loglvl=all console_timestamps=boot smap=0 smep=0")  # TCG: dom0 dies without smap/smep=0
 DOM0_ARGS = "console=hvc0 earlyprintk=xen rdinit=/init"
@@ -62,13 +63,16 @@ class Lab:
         self.state_file.unlink(missing_ok=True)
         return None
 
+    def ssh_options(self, state: LabState) -> str:
+        """ssh options for dom0: a throwaway host key, keep-alives that drop a dead host within
+        ~6 s, and one multiplexed connection (a handshake costs ≈ 2.5 s under TCG)."""
+        return ("-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "
+                "-o ConnectTimeout=5 -o BatchMode=yes -o ServerAliveInterval=2 -o ServerAliveCountMax=3 "
+                f"-o ControlMaster=auto -o ControlPath={self.root}/ssh-{state.port}.sock -o ControlPersist=300")
+
     def ssh_argv(self, state: LabState, command: str, timeout_s: float = 30) -> list[str]:
         return ["timeout", "-k", "5", str(timeout_s), "ssh", "-i", str(self.files.key), "-p", str(state.port),
-                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-                "-o", "ConnectTimeout=5", "-o", "BatchMode=yes",
-                # one TCP+ssh handshake per lab boot, not per command (≈ 2.5 s each under TCG)
-                "-o", "ControlMaster=auto", "-o", f"ControlPath={self.root}/ssh-{state.port}.sock",
-                "-o", "ControlPersist=300", "root@127.0.0.1", command]
+                *self.ssh_options(state).split(), "root@127.0.0.1", command]
 
     def ssh(self, command: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:
         state = self.state()
@@ -84,6 +88,12 @@ class Lab:
             return running
         files, _ = build(self.root)
         port = free_port()
+        # the state disk: the topology plan and the guests' disks, which a reboot of the lab host
+        # (a dom0 crash) must not lose; fresh for every `lab up`
+        files.state.unlink(missing_ok=True)
+        with open(files.state, "wb") as disk:
+            disk.truncate(STATE_DISK_MB << 20)
+        run("mkfs.ext4", "-q", "-F", "-L", "windsor-state", str(files.state))
         self.serial.unlink(missing_ok=True)
         pidfile = self.root / "qemu.pid"
         pidfile.unlink(missing_ok=True)
@@ -91,9 +101,11 @@ class Lab:
         argv = [
             # avx/avx2 off: with TCG's AVX2, glibc's vectorised string routines corrupted memory in
             # dom0 ("corrupted double-linked list" from xl create, seen here in CI runs)
-            "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max,avx=off,avx2=off", "-smp", "2", "-m", "4096",
-            "-display", "none", "-no-reboot", "-nodefaults", "-daemonize", "-pidfile", str(pidfile),
+            "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max,xsave=off,avx=off,avx2=off", "-smp", "2", "-m", "4096",
+            # no -no-reboot: Xen reboots the machine when dom0 crashes, and the lab comes back
+            "-display", "none", "-nodefaults", "-daemonize", "-pidfile", str(pidfile),
             "-chardev", f"file,id=s0,path={self.serial}", "-serial", "chardev:s0",
+            "-drive", f"file={files.state},if=virtio,format=raw,cache=writeback",
             "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22", "-device", "virtio-net-pci,netdev=n0",
             "-kernel", str(files.xen), "-append", XEN_ARGS,
             "-initrd", f"{files.vmlinuz} {DOM0_ARGS},{files.dom0_cpio}",
@@ -113,6 +125,13 @@ class Lab:
             raise HostError("lab: dom0 booted but does not answer ssh")
         log.info("lab: dom0 ready %.1fs after QEMU start", state.ready_s)
         return state
+
+    def boots(self) -> int:
+        """How many times dom0 came up since `up` (more than 1: the lab host rebooted)."""
+        try:
+            return self.serial.read_bytes().count(READY)
+        except FileNotFoundError:
+            return 0
 
     def _booted(self) -> bool:
         try:

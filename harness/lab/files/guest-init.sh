@@ -1,11 +1,41 @@
 #!/bin/busybox sh
-# A lab guest: busybox and wrec only. Its workloads print records on the console (hvc0), which
-# xenconsoled in dom0 writes to /var/log/xen/console/guest-NAME.log — a channel outside netback
-# and blkback. Record: "WREC <unix time s.ns, Xen's shared wallclock> <device> <seq>" (wrec.c).
+# A lab guest: busybox, wrec and its front-end drivers. Its workloads print records on the
+# console (hvc0), which xenconsoled in dom0 writes to /var/log/xen/console/guest-NAME.log — a
+# channel outside netback and blkback. Record: "WREC <unix time s.ns, Xen's shared wallclock>
+# <device> <seq>" (wrec.c). What to run comes from the kernel command line (xl.cfg `extra`):
+#   windsor.ip=10.0.0.N windsor.peer=10.0.0.M windsor.disk=1 windsor.cadence=MS
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
+echo 1 > /proc/sys/kernel/sysrq  # `xl sysrq DOM c` is how the harness crashes a domain
+for word in $(cat /proc/cmdline); do
+    case "$word" in windsor.*=*) key=${word%%=*}; eval "w_${key#windsor.}=\${word#*=}" ;; esac
+done
+cadence=${w_cadence:-250}
 wrec stamp boot 0
-exec wrec beat heartbeat 100
+wrec beat heartbeat "$cadence" &
+if [ -n "$w_disk" ]; then
+    modprobe xen-blkfront
+    wrec disk 8192 3000 "$cadence" &
+fi
+if [ -n "$w_ip" ]; then
+    modprobe xen-netfront
+    # The newest eth device carries the address: after the network backend is rebuilt the
+    # recovery agent attaches a new vif; the dead one is flushed so it holds no route.
+    {
+        echo '#!/bin/sh'
+        echo 'new=$(ls /sys/class/net | grep "^eth" | tail -n 1)'
+        echo '[ -n "$new" ] || exit 0'
+        echo "ip -o addr show dev \"\$new\" | grep -q ' $w_ip/' && exit 0"
+        echo 'for old in $(ls /sys/class/net | grep "^eth"); do'
+        echo '    [ "$old" = "$new" ] || ip addr flush dev "$old" 2>/dev/null'
+        echo 'done'
+        echo "ip link set \"\$new\" up && ip addr add $w_ip/24 dev \"\$new\""
+    } >/bin/netup
+    chmod +x /bin/netup
+    /bin/netup
+    wrec net "$w_peer" "$cadence" 1000 /bin/netup &
+fi
+while :; do sleep 3600; done

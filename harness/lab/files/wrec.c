@@ -1,16 +1,43 @@
 /* wrec: the lab guest's workload recorder (our own code, built static at lab build time).
  *
- *   wrec stamp DEVICE SEQ      print one record now (after a shell workload step completed)
- *   wrec beat DEVICE PERIOD_MS print a record every PERIOD_MS, forever (the heartbeat)
+ *   wrec now                       print the wallclock (unix seconds.nanoseconds)
+ *   wrec stamp DEVICE SEQ          print one record now (after a shell workload step completed)
+ *   wrec beat DEVICE PERIOD_MS     print a record every PERIOD_MS, forever (the heartbeat)
+ *   wrec net PEER_IP PERIOD_MS TIMEOUT_MS HOOK
+ *                                  the network workload, forever: an ICMP echo to PEER_IP every
+ *                                  PERIOD_MS; a reply within TIMEOUT_MS is a record; after a
+ *                                  miss it runs the shell command HOOK (at most once a second),
+ *                                  which puts the address on the newest vif
+ *   wrec disk SLOTS TIMEOUT_MS PERIOD_MS
+ *                                  the disk workload, forever: write block SEQ % SLOTS of the
+ *                                  newest /dev/xvd* as "W <SEQ>\n" (O_DIRECT), fdatasync (a flush
+ *                                  through blkfront to the backend), read it back, compare, and
+ *                                  only then print the record: a record is an acknowledged write.
+ *                                  SEQ starts after the highest one already on the disk. A write
+ *                                  stuck on a dead backend is left behind in its child process.
  *
  * A record is "WREC <unix seconds.nanoseconds> <device> <seq>" on stdout (the guest's console).
  * A PV guest's CLOCK_REALTIME comes from the wallclock Xen shares with every domain, so records
  * of different guests, and dom0's own clock, are comparable to well under a millisecond —
- * unlike xenconsoled's --timestamp, which has whole seconds. */
+ * unlike xenconsoled's --timestamp, which has whole seconds. Workloads run in C, not in shell
+ * loops: under TCG every fork+exec costs, and the guests share two CPUs with everything else. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/ip.h>
+#include <netinet/ip_icmp.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
+
+#define BLOCK 512
 
 static void record(const char *device, unsigned long seq) {
     struct timespec now;
@@ -19,11 +46,190 @@ static void record(const char *device, unsigned long seq) {
     fflush(stdout);
 }
 
+static void sleep_ms(long ms) {
+    struct timespec d = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&d, NULL);
+}
+
+static double mono(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* Wait for `pid` up to `timeout_ms`; its exit status, or -1 if it is still running. */
+static int wait_for(pid_t pid, long timeout_ms) {
+    for (long waited = 0;; waited += 2) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+        if (waited >= timeout_ms)
+            return -1;
+        sleep_ms(2);
+    }
+}
+
+/* The newest Xen virtual disk: after a block backend is rebuilt, the recovery agent attaches
+ * the disk again under the next name (xvda, xvdb, ...), because the old one may still be held
+ * by a write stuck on the dead backend. */
+static int newest_disk(char *path, size_t size) {
+    DIR *dir = opendir("/sys/block");
+    struct dirent *e;
+    char best[64] = "";
+    if (!dir)
+        return -1;
+    while ((e = readdir(dir)))
+        if (strncmp(e->d_name, "xvd", 3) == 0 && strlen(e->d_name) < sizeof(best) &&
+            (strlen(e->d_name) > strlen(best) ||
+             (strlen(e->d_name) == strlen(best) && strcmp(e->d_name, best) > 0)))
+            strcpy(best, e->d_name);
+    closedir(dir);
+    if (!best[0])
+        return -1;
+    snprintf(path, size, "/dev/%s", best);
+    return 0;
+}
+
+static unsigned long highest_on_disk(const char *path, unsigned long slots) {
+    char buf[BLOCK];
+    unsigned long high = 0, seq;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return 0;
+    for (unsigned long i = 0; i < slots && pread(fd, buf, BLOCK, (off_t)i * BLOCK) == BLOCK; i++)
+        if (sscanf(buf, "W %lu\n", &seq) == 1 && seq + 1 > high)
+            high = seq + 1;
+    close(fd);
+    return high;
+}
+
+/* One acknowledged write, in a child process (it may block forever on a dead backend). */
+static int write_block(const char *path, unsigned long seq, unsigned long slots) {
+    void *out, *in;
+    int fd = open(path, O_RDWR | O_DIRECT);
+    off_t at = (off_t)(seq % slots) * BLOCK;
+    if (fd < 0 || posix_memalign(&out, BLOCK, BLOCK) || posix_memalign(&in, BLOCK, BLOCK))
+        return 1;
+    memset(out, 0, BLOCK);
+    snprintf(out, BLOCK, "W %lu\n", seq);
+    if (pwrite(fd, out, BLOCK, at) != BLOCK || fdatasync(fd) || pread(fd, in, BLOCK, at) != BLOCK)
+        return 1;
+    return memcmp(out, in, BLOCK) != 0;
+}
+
+static int disk(unsigned long slots, long timeout_ms, long period_ms) {
+    char path[80] = "";
+    unsigned long seq = 0;
+    int started = 0;
+    for (;;) {
+        if (newest_disk(path, sizeof(path)) != 0) {
+            sleep_ms(period_ms);
+            continue;
+        }
+        if (!started) {
+            seq = highest_on_disk(path, slots);
+            started = 1;
+        }
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(write_block(path, seq, slots));
+        if (pid > 0 && wait_for(pid, timeout_ms) == 0)
+            record("disk", seq++);
+        sleep_ms(period_ms);
+    }
+}
+
+static unsigned short checksum(const void *data, size_t len) {
+    const unsigned short *p = data;
+    unsigned long sum = 0;
+    for (; len > 1; len -= 2)
+        sum += *p++;
+    if (len)
+        sum += *(const unsigned char *)p;
+    sum = (sum >> 16) + (sum & 0xffff);
+    return (unsigned short)~(sum + (sum >> 16));
+}
+
+/* One echo request and its reply within timeout_ms: 0 on success. */
+static int echo(int fd, struct sockaddr_in *peer, unsigned short seq, long timeout_ms) {
+    struct icmphdr req = {.type = ICMP_ECHO};
+    char buf[1500];
+    req.un.echo.id = htons((unsigned short)getpid());
+    req.un.echo.sequence = htons(seq);
+    req.checksum = checksum(&req, sizeof(req));
+    if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)peer, sizeof(*peer)) < 0)
+        return 1;
+    double end = mono() + timeout_ms / 1e3;
+    for (double left; (left = end - mono()) > 0;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)(left * 1e3) + 1) <= 0)
+            continue;
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        struct iphdr *ip = (struct iphdr *)buf;
+        if (n < (ssize_t)sizeof(*ip) || n < ip->ihl * 4 + (ssize_t)sizeof(struct icmphdr))
+            continue;
+        struct icmphdr *rep = (struct icmphdr *)(buf + ip->ihl * 4);
+        if (rep->type == ICMP_ECHOREPLY && rep->un.echo.id == req.un.echo.id &&
+            rep->un.echo.sequence == req.un.echo.sequence)
+            return 0;
+    }
+    return 1;
+}
+
+static int net(const char *peer_ip, long period_ms, long timeout_ms, const char *hook) {
+    struct sockaddr_in peer = {.sin_family = AF_INET};
+    int fd = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+    if (fd < 0 || inet_pton(AF_INET, peer_ip, &peer.sin_addr) != 1)
+        return 2;
+    double hooked = 0;
+    for (unsigned long seq = 0, sent = 0;; sent++) {
+        double start = mono();
+        if (echo(fd, &peer, (unsigned short)sent, timeout_ms) == 0) {
+            record("net", seq++);
+        } else if (mono() - hooked >= 1.0) {
+            hooked = mono();
+            if (system(hook) != 0)
+                fprintf(stderr, "wrec: %s failed\n", hook);
+        }
+        long left = period_ms - (long)((mono() - start) * 1e3);
+        if (left > 0)
+            sleep_ms(left);
+    }
+}
+
+static int run(long timeout_ms, const char *device, unsigned long seq, char **argv) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 1);
+        dup2(null, 2);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    if (pid < 0 || wait_for(pid, timeout_ms) != 0)
+        return 1;
+    record(device, seq);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    signal(SIGCHLD, SIG_DFL);
+    if (argc == 2 && strcmp(argv[1], "now") == 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        printf("%lld.%09ld\n", (long long)now.tv_sec, now.tv_nsec);
+        return 0;
+    }
     if (argc == 4 && strcmp(argv[1], "stamp") == 0) {
         record(argv[2], strtoul(argv[3], NULL, 10));
         return 0;
     }
+    if (argc >= 6 && strcmp(argv[1], "run") == 0)
+        return run(atol(argv[2]), argv[3], strtoul(argv[4], NULL, 10), argv + 5);
+    if (argc == 6 && strcmp(argv[1], "net") == 0)
+        return net(argv[2], atol(argv[3]), atol(argv[4]), argv[5]);
+    if (argc == 5 && strcmp(argv[1], "disk") == 0 && strtoul(argv[2], NULL, 10) > 0)
+        return disk(strtoul(argv[2], NULL, 10), atol(argv[3]), atol(argv[4]));
     if (argc == 4 && strcmp(argv[1], "beat") == 0) {
         long period_ns = atol(argv[3]) * 1000000L;
         struct timespec next;
@@ -40,6 +246,7 @@ int main(int argc, char **argv) {
             clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
         }
     }
-    fprintf(stderr, "usage: wrec stamp DEVICE SEQ | wrec beat DEVICE PERIOD_MS\n");
+    fprintf(stderr, "usage: wrec now | stamp DEVICE SEQ | beat DEVICE PERIOD_MS | run TIMEOUT_MS DEVICE SEQ CMD... | "
+                    "net PEER_IP PERIOD_MS TIMEOUT_MS HOOK | disk SLOTS TIMEOUT_MS PERIOD_MS\n");
     return 2;
 }

@@ -1,0 +1,241 @@
+"""``xen+ssh://user@host[:port]`` and ``xen+local://`` — a real Xen host, driven through its own
+tools (``xl``, ``xenstore-*``) over testinfra's ssh or local backend.
+
+The control domain must carry the lab's tools and images (what ``windsor lab`` builds into its
+dom0: ``windsor-topo``, ``windsor-agent``, the kernel, ``dd.cpio`` and ``guest.cpio`` under
+/var/lib/windsor). Kernel roles (netback, blkback) run in driver domains when the topology says
+so; process roles stay in dom0 (Debian's Xen has no stub domains), so only netback and blkback
+can be faulted here. Times are the host's wallclock, which Xen shares with every PV domain: the
+guests' records carry it.
+
+URL parameters: ``?inventory=FILE`` (host inventory, TOML: test host or not, role → domain);
+``?identity=FILE`` (ssh key).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from harness.backend.base import Entity, Health, Host, HostSpec, Target
+from harness.errors import HostError, UsageError
+from harness.model import GuestSpec, Pair
+from harness.topology import Topology
+from harness.waiting import wait_until
+from harness.xen.inventory import HostEntry, load_inventory
+from harness.xen.plan import STATE, Plan, make_plan
+from harness.xen.records import Records
+from harness.xen.remote import Remote, q
+
+log = logging.getLogger("windsor.xen")
+TOPO_TIMEOUT_S = 300.0
+DISK_SLOTS = 8192
+
+
+class XenHost(Host):
+    roles = ("netback", "blkback")
+    # Real Xen under TCG is slow: a driver-domain rebuild takes ~15 s, a host reboot ~60 s.
+    defaults: Mapping[str, str] = {"windsor_cadence_ms": "250", "windsor_impact_threshold_ms": "1000",
+                                   "windsor_restart_budget": "60", "windsor_recovery_budget": "120",
+                                   "windsor_guests": "4"}
+    steady_timeout_s = 120.0  # the last guest created boots in ≈ 15 s under TCG
+
+    def __init__(self, spec: HostSpec) -> None:
+        super().__init__(spec)
+        unknown = set(spec.params) - {"inventory", "identity"}
+        if unknown:
+            raise UsageError(f"{spec.scheme}:// takes ?inventory=FILE&identity=FILE, not {sorted(unknown)}")
+        if spec.scheme == "xen+ssh" and not spec.host:
+            raise UsageError(f"bad host URL {spec.url!r}: write xen+ssh://user@host[:port]")
+        self.entry: HostEntry | None = None
+        if "inventory" in spec.params:
+            self.entry = load_inventory(spec.params["inventory"]).find(spec.url)
+        self._remote: Remote | None = None
+        self.plan: Plan | None = None
+        self.topology: Topology | None = None
+        self.records = Records(())
+        self.offset = 0.0  # host wallclock − our wallclock
+        self.boot_id = ""
+        self._stalled: dict[str, float] = {}
+
+    # -- the channel ----------------------------------------------------------------------------
+    def connect(self) -> Remote:
+        spec = self.spec
+        if spec.scheme == "xen+local":
+            return Remote("local://")
+        args = {"ssh_extra_args": "-o StrictHostKeyChecking=accept-new -o ServerAliveInterval=2 "
+                                  "-o ServerAliveCountMax=3 -o BatchMode=yes"}
+        if "identity" in spec.params:
+            args["ssh_identity_file"] = spec.params["identity"]
+        user = f"{spec.user}@" if spec.user else ""
+        port = f":{spec.port}" if spec.port else ""
+        return Remote(f"ssh://{user}{spec.host}{port}", **args)
+
+    @property
+    def remote(self) -> Remote:
+        if self._remote is None:
+            self._remote = self.connect()
+        return self._remote
+
+    def sync_clock(self) -> None:
+        """The offset of the host's wallclock from ours, from the fastest of a few round trips."""
+        best: tuple[float, float] | None = None
+        for _ in range(3):
+            before = time.time()
+            out = self.remote.check("date +%s.%N; cat /proc/sys/kernel/random/boot_id", timeout=10)
+            after = time.time()
+            host_t, boot_id = out.split()
+            if best is None or after - before < best[0]:
+                best = (after - before, float(host_t) - (before + after) / 2)
+                self.boot_id = boot_id
+        assert best is not None
+        self.offset = best[1]
+        log.info("%s: host clock %+.3fs from ours (round trip %.0f ms)", self.spec.url, self.offset, best[0] * 1e3)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def adapt(self, guests: Sequence[GuestSpec]) -> tuple[GuestSpec, ...]:
+        """Guests here are PV (no device model under TCG) and their records travel on the console
+        itself, so they have net, disk and heartbeat devices."""
+        return tuple(replace(g, hvm=False, console=False) for g in guests)
+
+    def boot(self, topology: Topology, guests: Sequence[GuestSpec], cadence: float, seed: int) -> None:
+        if not self.remote.answers():
+            raise HostError(f"{self.spec.url}: the control domain does not answer")
+        if self.remote.run("command -v windsor-topo").rc != 0:
+            raise HostError(f"{self.spec.url}: no windsor-topo in the control domain (a windsor lab dom0 has it)")
+        self.topology, self.plan = topology, make_plan(topology, guests, cadence)
+        if self.entry is not None:
+            self.entry.check_topology(self.plan.services)
+        self.records = Records(tuple(g.name for g in guests))
+        self.sync_clock()
+        log.info("%s: creating %s (%s) and %d guests", self.spec.url, topology.name,
+                 ", ".join(self.plan.services) or "backends in dom0", len(guests))
+        self.remote.check(f"windsor-topo down >/dev/null 2>&1; rm -rf {STATE}/auto {STATE}/service {STATE}/attach",
+                          timeout=60)
+        self.remote.write_files(STATE, self.plan.files)
+        self.remote.check(f"setsid nohup windsor-topo up >{STATE}/topo.out 2>&1 </dev/null &", timeout=10)
+        shown = 0
+
+        def topology_up() -> bool:
+            nonlocal shown
+            lines = self.remote.run(f"cat {STATE}/topo.out", timeout=10).out.splitlines()
+            for line in lines[shown:]:
+                log.info("%s: %s", self.spec.url, line)
+            shown = len(lines)
+            if any("FAILED" in line for line in lines):
+                raise HostError(f"{self.spec.url}: {next(x for x in lines if 'FAILED' in x)} "
+                                f"(see {STATE}/create-*.log on the host)")
+            return any(line.endswith("topology up") for line in lines)
+
+        if not wait_until(f"{topology.name} with {len(guests)} guests up on {self.spec.url}",
+                          topology_up, TOPO_TIMEOUT_S):
+            raise HostError(f"{self.spec.url}: topology not up within {TOPO_TIMEOUT_S:.0f}s")
+
+    def shutdown(self) -> None:
+        if self._remote is not None and self.plan is not None:
+            try:
+                self.remote.run("windsor-topo down >/dev/null 2>&1", timeout=60)
+            except HostError as exc:
+                log.warning("%s: could not tear the topology down: %s", self.spec.url, exc)
+            self.plan = None
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    # -- domains ----------------------------------------------------------------------------------
+    def domains(self) -> dict[str, str]:
+        """Running domains: name → domid (from xenstore: cheaper than xl under TCG)."""
+        out = self.remote.run(
+            "for d in $(xenstore-list /local/domain); do echo $d $(xenstore-read /local/domain/$d/name); done",
+            timeout=15).out
+        found: dict[str, str] = {}
+        for line in out.splitlines():
+            words = line.split()
+            if len(words) == 2 and (words[1] not in found or int(words[0]) > int(found[words[1]])):
+                found[words[1]] = words[0]
+        return found
+
+    def entities(self) -> tuple[Entity, ...]:
+        found = self.domains()
+        return (Entity("dom0", self.current_boot_id()),
+                *(Entity(n, d) for n, d in sorted(found.items()) if n != "Domain-0"))
+
+    def current_boot_id(self) -> str:
+        try:
+            return self.remote.run("cat /proc/sys/kernel/random/boot_id", timeout=10).out.strip()
+        except HostError:
+            return ""
+
+    def locate(self, role: str, guest: str | None = None) -> Target:
+        if role not in self.roles or self.topology is None:
+            raise UsageError(f"role {role!r} cannot be faulted on {self.spec.scheme}:// (only {', '.join(self.roles)})")
+        domain = self.topology.domain_of(role)
+        if self.entry is not None:
+            domain = self.entry.roles.get(role, domain)
+        return Target(role, domain)
+
+    def _stamped(self, command: str, timeout: float = 30.0) -> float:
+        """Run `command` right after reading the host's clock there; that time."""
+        out = self.remote.check("date +%s.%N; " + command, timeout=timeout)
+        return float(out.split()[0])
+
+    def kill(self, target: Target) -> float:
+        if target.domain == "dom0":
+            # a dom0 kernel crash: Xen reboots the host; the command returns before it happens
+            return self._stamped("(sleep 0.2; echo c > /proc/sysrq-trigger) </dev/null >/dev/null 2>&1 &") + 0.2
+        # an in-domain kernel crash, which on_crash="restart" answers
+        return self._stamped(f"xl sysrq {q(target.domain)} c")
+
+    def pause(self, target: Target) -> float:
+        if target.domain == "dom0":
+            raise UsageError("stalling dom0 on a Xen host needs a CPU cap helper that is not built yet")
+        self._stalled[target.domain] = time.time()
+        out = self.remote.check(f"xl pause {q(target.domain)} && date +%s.%N")
+        return float(out.split()[-1])
+
+    def unpause(self, target: Target) -> float:
+        if target.domain == "dom0":
+            return self.now()
+        out = self.remote.run(f"xl unpause {q(target.domain)}; date +%s.%N")
+        self._stalled.pop(target.domain, None)
+        return float(out.out.split()[-1])
+
+    def health(self, role: str, guest: str | None = None) -> Health:
+        target = self.locate(role, guest)
+        try:
+            if target.domain == "dom0":
+                ok = self.remote.run("ip link show br0 >/dev/null && pgrep -x xenconsoled >/dev/null", timeout=5).ok
+                return Health(ok)
+            domid = self.domains().get(target.domain)
+            if domid is None:
+                return Health(False)
+            ready = self.remote.run(f"xenstore-read /local/domain/{q(domid)}/data/windsor-ready", timeout=5)
+            return Health(ready.ok, float(ready.out) if ready.ok else None)
+        except HostError:
+            return Health(False)
+
+    # -- observation ----------------------------------------------------------------------------
+    def progress(self) -> Mapping[Pair, list[float]]:
+        try:
+            res = self.remote.host.run(f"timeout 20 sh -c {q(self.records.command())}")
+            self.records.feed(res.stdout_bytes)
+        except Exception as exc:  # a host that is down (rebooting) shows no progress
+            log.debug("%s: no records this time: %s", self.spec.url, exc)
+        return self.records.times
+
+    def acked_writes_lost(self) -> int:
+        lost = 0
+        for guest in sorted(self.records.acked):
+            out = self.remote.check(f"grep -a -o 'W [0-9]*' {q(f'{STATE}/disks/{guest}.img')} || true", timeout=60)
+            on_disk = [int(w.split()[1]) for w in out.splitlines() if len(w.split()) == 2]
+            missing = self.records.lost(guest, on_disk, DISK_SLOTS)
+            if missing:
+                log.warning("%s: %s lost %d acknowledged writes", self.spec.url, guest, missing)
+            lost += missing
+        return lost
+
+    def host_reboots(self) -> int:
+        now_id = self.current_boot_id()
+        return int(bool(now_id) and now_id != self.boot_id)

@@ -1,0 +1,40 @@
+#!/bin/busybox sh
+# A Windsor driver domain in the lab: busybox, xl (for `xl devd`), the hotplug scripts and the
+# backend modules for its roles (kernel command line: windsor.roles=net,blk). It serves the
+# guests' vifs on its own bridge (net) and their disks from its own storage (blk: the disks dom0
+# gives it), and says it is ready in xenstore (data/windsor-ready = its wallclock then).
+/bin/busybox --install -s /bin 2>/dev/null
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+echo 1 > /proc/sys/kernel/sysrq  # `xl sysrq DOM c` is how the harness crashes a domain
+mkdir -p /dev/pts /run /tmp /var/run/xen /var/log/xen /var/lib/xen /var/lock
+mount -t devpts devpts /dev/pts
+# the hotplug scripts' locking.sh stats /dev/stdin: devtmpfs has no /dev/fd links (udev makes them)
+ln -sf /proc/self/fd /dev/fd; ln -sf /proc/self/fd/0 /dev/stdin
+ln -sf /proc/self/fd/1 /dev/stdout; ln -sf /proc/self/fd/2 /dev/stderr
+roles=$(sed -n 's/.*windsor\.roles=\([a-z,]*\).*/\1/p' /proc/cmdline)
+for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs; do modprobe "$m"; done
+mount -t xenfs xenfs /proc/xen
+case ",$roles," in *,net,*)
+    modprobe xen-netback && modprobe bridge
+    brctl addbr br0 && ip addr add 10.0.0.1/24 dev br0 && ip link set br0 up
+esac
+case ",$roles," in *,blk,*)
+    modprobe xen-blkback && modprobe xen-blkfront
+    # the storage dom0 gives it for the guests' disks (windsor.disks=N of them) must be there
+    want=$(sed -n 's/.*windsor\.disks=\([0-9]*\).*/\1/p' /proc/cmdline)
+    for i in $(seq 200); do [ "$(ls /sys/block | grep -c '^xvd')" -ge "${want:-0}" ] && break; usleep 50000; done
+esac
+ip link set lo up
+if grep -q windsor.debug /proc/cmdline; then
+    xl devd -F >/dev/console 2>&1 &
+    (while :; do sleep 5; { tail -n 20 /var/log/xen/xen-hotplug.log; ps -o pid,stat,args; } 2>&1 | sed 's/^/DEBUG: /' >/dev/console; done) &
+else
+    xl devd -F >/dev/console 2>&1 &  # daemonized (without -F), its hotplug scripts never completed here
+fi
+for i in $(seq 100); do pidof xl >/dev/null && break; usleep 50000; done
+xenstore-write data/windsor-ready "$(wrec now)"
+echo "WINDSOR: driver domain ready ($roles)"
+while :; do sleep 3600; done

@@ -1,0 +1,1 @@
+"""Driving a real Xen host: remote commands, the topology plan, console records, inventory."""

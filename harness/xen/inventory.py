@@ -1,0 +1,77 @@
+"""The host inventory (TOML): which Xen hosts exist, whether each is a test host (destructive
+faults only there) and which domain plays which role on it.
+
+    [[host]]
+    url = "xen+ssh://root@xen-runner-1"
+    test_host = true
+    [host.roles]
+    netback = "netdd"
+    blkback = "blkdd"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import UsageError
+from harness.model import check_name, check_role
+
+
+@dataclass(frozen=True)
+class HostEntry:
+    url: str
+    test_host: bool
+    roles: Mapping[str, str] = field(default_factory=dict)
+
+    def check_topology(self, services: Mapping[str, tuple[str, ...]]) -> None:
+        """The planned driver domains must be where the inventory says the roles live."""
+        for domain, roles in services.items():
+            for role in roles:
+                want = self.roles.get(role)
+                if want is not None and want != domain:
+                    raise UsageError(f"inventory says {role} runs in {want!r} on {self.url}, the topology puts it "
+                                     f"in {domain!r}: fix the inventory or pick another --topology")
+
+
+@dataclass(frozen=True)
+class Inventory:
+    path: str
+    hosts: tuple[HostEntry, ...]
+
+    def find(self, url: str) -> HostEntry:
+        base = url.split("?", 1)[0]
+        for entry in self.hosts:
+            if entry.url == base:
+                return entry
+        raise UsageError(f"{base!r} is not in the inventory {self.path!r}: add a [[host]] with url = \"{base}\"")
+
+
+def load_inventory(path: str) -> Inventory:
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"inventory {path!r} does not exist") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"inventory {path!r} is not valid TOML: {exc}") from None
+    hosts = data.get("host")
+    if not isinstance(hosts, list) or not hosts:
+        raise UsageError(f"inventory {path!r}: needs at least one [[host]] table")
+    entries = []
+    for n, host in enumerate(hosts, 1):
+        if not isinstance(host, dict) or not isinstance(host.get("url"), str):
+            raise UsageError(f"inventory {path!r}: host {n} needs url = \"...\"")
+        test_host = host.get("test_host", False)
+        if not isinstance(test_host, bool):
+            raise UsageError(f"inventory {path!r}: {host['url']}: test_host must be true or false")
+        roles = host.get("roles", {})
+        if not isinstance(roles, dict) or not all(isinstance(v, str) for v in roles.values()):
+            raise UsageError(f"inventory {path!r}: {host['url']}: [host.roles] maps role names to domain names")
+        for role, domain in roles.items():
+            check_role(role)
+            if domain != "dom0":
+                check_name("domain", domain)
+        entries.append(HostEntry(host["url"], test_host, dict(roles)))
+    return Inventory(path, tuple(entries))

@@ -1,0 +1,98 @@
+"""The plan of a topology on a Xen host: the xl.cfg files of its driver domains and guests, and
+what the recovery agent re-attaches — files under the control domain's state dir, read by our
+``windsor-topo`` and ``windsor-agent`` scripts (harness/lab/files/).
+
+On Xen the kernel roles (netback, blkback) move into driver domains built from one small image
+(harness/lab/images.py); the process roles (xenstore, toolstack, console, device models) stay in
+dom0, since Debian's Xen has no stub domains for them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from harness.model import KERNEL_ROLES, GuestSpec
+from harness.topology import Topology
+
+IMAGES = "/var/lib/windsor"
+STATE = "/var/lib/windsor/state"
+SCRIPTS = "/etc/xen/scripts"  # our windsor-vif and windsor-block are there in dom0 and driver domains
+SUBNET = "10.0.0"  # the bridge is .1 (in netback's domain), guest N is .(10 + N)
+DD_MEMORY_MB = 192
+GUEST_MEMORY_MB = 96
+BACKEND_KIND = {"netback": "net", "blkback": "blk"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    files: dict[str, str]  # path under STATE → text
+    services: dict[str, tuple[str, ...]]  # driver domain → its roles
+    netback: str  # the domain serving vifs ("0" is dom0)
+    blkback: str
+
+
+def cfg(**items: object) -> str:
+    def value(v: object) -> str:
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return str(v) if isinstance(v, int) else '"' + str(v).replace('"', "") + '"'
+
+    return "".join(f"{k} = {value(v)}\n" for k, v in items.items())
+
+
+def ip_of(guest: GuestSpec) -> str:
+    return f"{SUBNET}.{10 + guest.index}"
+
+
+def make_plan(topology: Topology, guests: Sequence[GuestSpec], cadence_s: float) -> Plan:
+    services: dict[str, list[str]] = {}
+    for role in sorted(KERNEL_ROLES):
+        domain = topology.domain_of(role)
+        if domain != "dom0":
+            services.setdefault(domain, []).append(role)
+    netback = topology.domain_of("netback")
+    blkback = topology.domain_of("blkback")
+    disk_guests = [g for g in guests if g.disk]
+    dd_disk = {g.name: f"xvd{chr(ord('b') + i)}" for i, g in enumerate(disk_guests)}
+    files: dict[str, str] = {}
+    for n, (name, roles) in enumerate(sorted(services.items())):
+        kinds = ",".join(BACKEND_KIND[r] for r in roles)
+        disks = [f"{STATE}/disks/{g.name}.img,raw,{dd_disk[g.name]},w"
+                 for g in disk_guests if "blkback" in roles]
+        files[f"auto/{10 + n:02d}-{name}.cfg"] = cfg(
+            name=name, type="pv", kernel=f"{IMAGES}/vmlinux", ramdisk=f"{IMAGES}/dd.cpio",
+            extra=f"console=hvc0 rdinit=/init quiet windsor.roles={kinds} windsor.disks={len(disks)}"
+                  + (" windsor.debug=1" if os.environ.get("WINDSOR_LAB_DEBUG") else ""),
+            memory=DD_MEMORY_MB, vcpus=1, driver_domain=1, on_crash="restart", disk=disks,
+        )
+        files[f"service/{name}"] = " ".join(roles) + "\n"
+    net = [g for g in guests if g.net]
+    peer = {g.name: ip_of(net[(i + 1) % len(net)]) if len(net) > 1 else f"{SUBNET}.1" for i, g in enumerate(net)}
+    for g in guests:
+        extra = f"console=hvc0 rdinit=/init quiet windsor.cadence={round(cadence_s * 1000)}"
+        items: dict[str, object] = {}
+        attach: list[str] = []
+        if g.net:
+            extra += f" windsor.ip={ip_of(g)} windsor.peer={peer[g.name]}"
+            spec = f"bridge=br0,mac={g.mac},script={SCRIPTS}/windsor-vif" + (
+                f",backend={netback}" if netback != "dom0" else "")
+            items["vif"] = [spec]
+            attach.append(f"net {netback} {spec}")
+        if g.disk:
+            extra += " windsor.disk=1"
+            if blkback != "dom0":
+                spec = (f"format=raw,access=rw,backend={blkback},script={SCRIPTS}/windsor-block,"
+                        f"target=/dev/{dd_disk[g.name]}")
+            else:
+                spec = f"format=raw,access=rw,target={STATE}/disks/{g.name}.img"
+            items["disk"] = [f"vdev=xvda,{spec}"]
+            attach.append(f"disk {blkback} {spec}")
+        files[f"auto/{50 + g.index:02d}-{g.name}.cfg"] = cfg(
+            name=g.name, type="pv", kernel=f"{IMAGES}/vmlinux", ramdisk=f"{IMAGES}/guest.cpio", extra=extra,
+            memory=GUEST_MEMORY_MB, vcpus=1, on_crash="destroy", **items,
+        )
+        files[f"attach/{g.name}"] = "".join(line + "\n" for line in attach)
+    return Plan(files, {k: tuple(v) for k, v in services.items()},
+                "0" if netback == "dom0" else netback, "0" if blkback == "dom0" else blkback)
