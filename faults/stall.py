@@ -33,7 +33,8 @@ class Stall(Fault):
         return float(self.params.duration_s)
 
     def _inject(self) -> float:
-        return self.host.pause(self.target)
+        # the lease: a host that can undo the stall by itself does so when the window ends
+        return self.host.pause(self.target, lease_s=self.window_s)
 
     def _revert(self) -> float:
         return self.host.unpause(self.target)

@@ -73,7 +73,11 @@ DEFAULTS = {name: default for _, name, _, default, _ in SETTINGS}
 
 def options_from(config: pytest.Config) -> RunOptions:
     host = _setting(config, "windsor_host", str, "--host", {})
-    defaults = host_class(host).defaults
+    backend = host_class(host)
+    defaults = backend.defaults
+    fault_params = {f: dict(p) for f, p in backend.fault_defaults.items()}
+    for fault, params in parse_fault_params(config.getoption("windsor_fault_params")).items():
+        fault_params.setdefault(fault, {}).update(params)
     s: dict[str, Any] = {name: _setting(config, name, cast, flag, defaults) for flag, name, cast, _, _ in SETTINGS}
     return RunOptions(
         host=s["windsor_host"], topology=s["windsor_topology"],
@@ -81,7 +85,7 @@ def options_from(config: pytest.Config) -> RunOptions:
         guests=s["windsor_guests"], seed=s["windsor_seed"], cadence_s=s["windsor_cadence_ms"] / 1000,
         impact_threshold_s=s["windsor_impact_threshold_ms"] / 1000,
         budgets=Budgets(s["windsor_restart_budget"], s["windsor_recovery_budget"]),
-        fault_params=parse_fault_params(config.getoption("windsor_fault_params")),
+        fault_params=fault_params,
         roles=_choice(s["windsor_roles"]), faults=_choice(s["windsor_faults"]),
     ).validate()
 

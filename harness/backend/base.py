@@ -57,6 +57,7 @@ class Host(ABC):
 
     roles: tuple[str, ...] = ROLES  # the roles whose faults this kind of host can inject
     defaults: Mapping[str, str] = {}  # run options (plugin ini names) that suit this kind of host
+    fault_defaults: Mapping[str, Mapping[str, str]] = {}  # fault parameters that suit this kind of host
     steady_timeout_s = 30.0  # from `boot` returning to every guest device progressing
 
     def __init__(self, spec: HostSpec) -> None:
@@ -106,8 +107,9 @@ class Host(ABC):
         time at which it was hit (when the signal or hypercall went out)."""
 
     @abstractmethod
-    def pause(self, target: Target) -> float:
-        """Stop the target from running until `unpause`; return the host time it stopped."""
+    def pause(self, target: Target, lease_s: float | None = None) -> float:
+        """Stop the target from running until `unpause` — or, where the host can, until
+        `lease_s` has passed, even if `unpause` never comes; return the host time it stopped."""
 
     @abstractmethod
     def unpause(self, target: Target) -> float:

@@ -168,7 +168,7 @@ class SimHost(Host):
             raise HostError(f"{target.entity} survived SIGKILL for 5s")
         return hit
 
-    def pause(self, target: Target) -> float:
+    def pause(self, target: Target, lease_s: float | None = None) -> float:
         procs = self._tree(target)
         self._paused[target.entity] = procs
         hit = self.now()

@@ -32,6 +32,10 @@ from harness.xen.remote import Remote, q
 log = logging.getLogger("windsor.xen")
 TOPO_TIMEOUT_S = 300.0
 DISK_SLOTS = 8192
+DOM0_STALL_DELAY_S = 0.3  # lets the ssh command that starts a dom0 stall return first
+DOM0_STALL_MAX_S = 600.0
+# % of a CPU left to a stalled dom0: at 1 %, wstall itself woke 11 s after a 10 s lease
+DOM0_STALL_CAP = 5
 
 
 class XenHost(Host):
@@ -40,6 +44,7 @@ class XenHost(Host):
     defaults: Mapping[str, str] = {"windsor_cadence_ms": "250", "windsor_impact_threshold_ms": "1000",
                                    "windsor_restart_budget": "60", "windsor_recovery_budget": "120",
                                    "windsor_guests": "4"}
+    fault_defaults: Mapping[str, Mapping[str, str]] = {"stall": {"duration_s": "10"}}  # ≫ the 1 s threshold
     steady_timeout_s = 120.0  # the last guest created boots in ≈ 15 s under TCG
 
     def __init__(self, spec: HostSpec) -> None:
@@ -58,7 +63,6 @@ class XenHost(Host):
         self.records = Records(())
         self.offset = 0.0  # host wallclock − our wallclock
         self.boot_id = ""
-        self._stalled: dict[str, float] = {}
 
     # -- the channel ----------------------------------------------------------------------------
     def connect(self) -> Remote:
@@ -184,23 +188,38 @@ class XenHost(Host):
     def kill(self, target: Target) -> float:
         if target.domain == "dom0":
             # a dom0 kernel crash: Xen reboots the host; the command returns before it happens
-            return self._stamped("(sleep 0.2; echo c > /proc/sysrq-trigger) </dev/null >/dev/null 2>&1 &") + 0.2
+            return self._stamped("(sleep 0.1; echo c > /proc/sysrq-trigger) </dev/null >/dev/null 2>&1 &") + 0.1
         # an in-domain kernel crash, which on_crash="restart" answers
         return self._stamped(f"xl sysrq {q(target.domain)} c")
 
-    def pause(self, target: Target) -> float:
+    def pause(self, target: Target, lease_s: float | None = None) -> float:
         if target.domain == "dom0":
-            raise UsageError("stalling dom0 on a Xen host needs a CPU cap helper that is not built yet")
-        self._stalled[target.domain] = time.time()
+            # dom0 cannot be paused: cap its CPU (credit2) with wstall, which undoes
+            # the cap itself when the lease ends; it starts after this command has returned
+            lease_ms = round((lease_s or DOM0_STALL_MAX_S) * 1000)
+            return self._stamped(f"(sleep {DOM0_STALL_DELAY_S}; exec wstall 0 {DOM0_STALL_CAP} {lease_ms}) >{STATE}/wstall.out "
+                                 "2>&1 </dev/null &") + DOM0_STALL_DELAY_S
         out = self.remote.check(f"xl pause {q(target.domain)} && date +%s.%N")
         return float(out.split()[-1])
 
     def unpause(self, target: Target) -> float:
         if target.domain == "dom0":
-            return self.now()
-        out = self.remote.run(f"xl unpause {q(target.domain)}; date +%s.%N")
-        self._stalled.pop(target.domain, None)
-        return float(out.out.split()[-1])
+            # ends the lease early if it still runs (a capped dom0 may not even answer ssh: the
+            # lease undoes the cap anyway); returns when the cap is gone
+            def uncapped() -> bool:
+                try:
+                    return "uncapped" in self.remote.run(
+                        f"pkill -TERM -x wstall; cat {STATE}/wstall.out", timeout=30).out
+                except HostError:
+                    return False
+
+            if not wait_until("dom0's CPU cap undone", uncapped, DOM0_STALL_MAX_S):
+                raise HostError(f"{self.spec.url}: dom0 still capped (wstall); run: xl sched-credit2 -d 0 -c 0")
+            said = self.remote.run(f"cat {STATE}/wstall.out").out.split()
+            log.info("%s: dom0 capped at %s, uncapped at %s", self.spec.url, said[1], said[-1])
+            return float(said[-1])
+        done = self.remote.run(f"xl unpause {q(target.domain)}; date +%s.%N")
+        return float(done.out.split()[-1])
 
     def health(self, role: str, guest: str | None = None) -> Health:
         target = self.locate(role, guest)

@@ -130,7 +130,7 @@ def fetch(files: LabFiles) -> str:
     kernel = kernel_package()
     packages = ("xen-hypervisor-4.17-amd64", kernel, "busybox-static")
     xen_version = version_of("xen-hypervisor-4.17-amd64")
-    versions = " ".join(f"{p}={version_of(p)}" for p in packages) + f" userland={xen_version}"
+    versions = " ".join(f"{p}={version_of(p)}" for p in packages) + f" userland={xen_version} dev"
     release = kernel.removeprefix("linux-image-")
 
     def make() -> None:
@@ -139,6 +139,10 @@ def fetch(files: LabFiles) -> str:
         (files.debs / "userland").mkdir(parents=True)
         run("apt-get", "download", *packages, cwd=files.debs)
         run("apt-get", "download", *(f"{p}={xen_version}" for p in XEN_USERLAND), cwd=files.debs / "userland")
+        (files.debs / "dev").mkdir()
+        run("apt-get", "download", f"libxen-dev={xen_version}", cwd=files.debs / "dev")
+        for deb in (files.debs / "dev").glob("*.deb"):
+            run("dpkg-deb", "-x", str(deb), str(files.debs / "dev" / "root"))
         for deb in files.debs.glob("*.deb"):
             run("dpkg-deb", "-x", str(deb), str(files.extracted))
         with open(files.xen, "wb") as out:
@@ -171,7 +175,7 @@ def dom0_image(files: LabFiles, release: str) -> None:
     init = (FILES / "dom0-init.sh").read_text()
     from harness.lab.images import HOTPLUG, extract_vmlinux
 
-    tools = "".join((FILES / name).read_text() for name in (*DOM0_TOOLS, *HOTPLUG))
+    tools = "".join((FILES / name).read_text() for name in (*DOM0_TOOLS, *HOTPLUG, "wstall.c"))
     guest = hashlib.sha256(files.guest_cpio.read_bytes() + files.dd_cpio.read_bytes()).hexdigest()
     userland = sorted(p.name for p in (files.debs / "userland").glob("*.deb"))
 
@@ -190,6 +194,10 @@ def dom0_image(files: LabFiles, release: str) -> None:
             (root / "usr" / "local" / "sbin" / name).chmod(0o755)
         for name in HOTPLUG:
             shutil.copy(FILES / name, root / "etc" / "xen" / "scripts" / name)
+        libdir = root / "usr" / "lib" / "x86_64-linux-gnu"
+        run("gcc", "-O2", "-Wall", "-Werror", f"-I{files.debs / 'dev' / 'root' / 'usr' / 'include'}",
+            "-o", str(root / "usr" / "local" / "sbin" / "wstall"), str(FILES / "wstall.c"),
+            f"-L{libdir}", "-l:libxenctrl.so.4.17", f"-Wl,-rpath-link,{libdir}")
         if not files.key.exists():
             run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "windsor-lab", "-f", str(files.key))
         ssh = root / "root" / ".ssh"

@@ -1,0 +1,55 @@
+/* wstall: stall a domain by capping its CPU (credit2), with a lease — our own code, built at lab
+ * build time against Debian's libxenctrl. What `xl pause` cannot do: dom0 cannot be paused, and
+ * once it is capped to 1 % a later `xl sched-credit2` to undo it would itself crawl. So the cap
+ * is undone by this process, already running: when the lease ends, or at once on SIGTERM/SIGINT.
+ *
+ *   wstall DOMID CAP_PERCENT LEASE_MS
+ *
+ * Prints "capped <unix s.ns>" after the cap is set and "uncapped <unix s.ns>" after it is
+ * restored (the domain's previous cap), on stdout. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <xenctrl.h>
+
+static void stamp(const char *what) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    printf("%s %lld.%09ld\n", what, (long long)now.tv_sec, now.tv_nsec);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 4) {
+        fprintf(stderr, "usage: wstall DOMID CAP_PERCENT LEASE_MS\n");
+        return 2;
+    }
+    uint32_t domid = (uint32_t)strtoul(argv[1], NULL, 10);
+    long lease_ms = atol(argv[3]);
+    struct xen_domctl_sched_credit2 params, capped;
+    xc_interface *xch = xc_interface_open(NULL, NULL, 0);
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
+    sigprocmask(SIG_BLOCK, &stop, NULL);  /* from here on, a signal only ends the wait */
+    if (!xch || xc_sched_credit2_domain_get(xch, domid, &params) != 0) {
+        perror("wstall: credit2 parameters");
+        return 1;
+    }
+    capped = params;
+    capped.cap = (uint16_t)atoi(argv[2]);
+    if (xc_sched_credit2_domain_set(xch, domid, &capped) != 0) {
+        perror("wstall: set cap");
+        return 1;
+    }
+    stamp("capped");
+    struct timespec lease = {lease_ms / 1000, (lease_ms % 1000) * 1000000L};
+    sigtimedwait(&stop, NULL, &lease);
+    while (xc_sched_credit2_domain_set(xch, domid, &params) != 0)
+        perror("wstall: restore cap");  /* never leave it capped */
+    stamp("uncapped");
+    return 0;
+}
