@@ -33,6 +33,11 @@ BAD_SUITE_ARGS = [
     (["--recovery-budget", "inf"], "out of range"),
     (["--impact-threshold-ms", "0"], "out of range"),
     (["--baseline-junit", "/no/such.xml"], "no such file"),
+    (["--host", "xen+ssh://"], "write xen+ssh://user@host"),
+    (["--host", "xen+ssh://root@h?color=red"], "takes ?inventory=FILE"),
+    (["--host", "xen+ssh://root@h?inventory=/no/such.toml"], "inventory '/no/such.toml' does not exist"),
+    (["--host", "lab://somehost"], "lab:// takes no host"),
+    (["--host", "lab://?speed=2"], "lab:// takes no host"),
 ]
 
 

@@ -3,9 +3,12 @@ Marked `lab` (deselect with -m "not lab" where QEMU and root are not available).
 
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from helpers import pytest_argv, run
 
+from harness.junit import case_props, read_cases
 from harness.lab.machine import Lab
 from harness.waiting import wait_until
 
@@ -13,9 +16,9 @@ pytestmark = pytest.mark.lab
 
 GUEST_CFG = """name="smoke"
 type="pv"
-kernel="/var/lib/windsor/vmlinuz"
+kernel="/var/lib/windsor/vmlinux"
 ramdisk="/var/lib/windsor/guest.cpio"
-extra="console=hvc0 rdinit=/init quiet"
+extra="console=hvc0 rdinit=/init quiet windsor.cadence=100"
 memory=128
 vcpus=1
 """
@@ -32,7 +35,7 @@ def lab() -> Iterator[Lab]:
         lab.down()
 
 
-CADENCE_S = 0.1  # wrec beat heartbeat 100 (harness/lab/files/guest-init.sh)
+CADENCE_S = 0.1  # windsor.cadence=100: wrec beat heartbeat 100 (harness/lab/files/guest-init.sh)
 
 
 def heartbeats(lab: Lab) -> list[float]:
@@ -78,3 +81,25 @@ def test_guest_records_measure_a_real_pause(lab: Lab) -> None:
     finally:
         lab.ssh("xl destroy smoke")
     assert "smoke" not in lab.ssh("xl list").stdout
+
+
+def test_suite_on_real_xen_netback_kill(lab: Lab, tmp_path: Path) -> None:
+    """The lab smoke: the unchanged suite on real Xen, netback killed (an in-domain crash of the
+    network driver domain) on the disaggregated topology, with the monolithic baseline (a dom0
+    kernel crash, which reboots the lab host)."""
+    junit = tmp_path / "lab.xml"
+    done = run(*pytest_argv("suites", "--host", "lab://", "--roles", "netback", "--faults", "kill",
+                            f"--junitxml={junit}"), timeout=1800)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    [case] = list(read_cases(str(junit)))
+    props = case_props(case)
+    # disaggregated: only the guests with a vif noticed, netdd was rebuilt, nothing lost
+    assert props["host_survived"] == "true" and props["target_domain"] == "netdd"
+    assert props["guests_impacted"] == props["guests_expected_impacted"] != props["guests_total"]
+    assert float(props["service_restart_s"]) > 0 and float(props["guest_recovery_s"]) > 0
+    assert props["acked_writes_lost"] == "0"
+    # monolithic: the dom0 crash took the whole host down, and it came back by itself
+    assert props["baseline.host_survived"] == "false" and props["baseline.target_domain"] == "dom0"
+    assert props["baseline.guests_impacted"] == props["baseline.guests_total"]
+    assert props["baseline.guest_recovery_s"] not in ("", "None")
+    assert props["baseline.acked_writes_lost"] == "0"

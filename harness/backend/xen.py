@@ -197,8 +197,9 @@ class XenHost(Host):
             # dom0 cannot be paused: cap its CPU (credit2) with wstall, which undoes
             # the cap itself when the lease ends; it starts after this command has returned
             lease_ms = round((lease_s or DOM0_STALL_MAX_S) * 1000)
-            return self._stamped(f"(sleep {DOM0_STALL_DELAY_S}; exec wstall 0 {DOM0_STALL_CAP} {lease_ms}) >{STATE}/wstall.out "
-                                 "2>&1 </dev/null &") + DOM0_STALL_DELAY_S
+            stall = f"exec wstall 0 {DOM0_STALL_CAP} {lease_ms}"
+            return self._stamped(f"(sleep {DOM0_STALL_DELAY_S}; {stall}) >{STATE}/wstall.out 2>&1 </dev/null &"
+                                 ) + DOM0_STALL_DELAY_S
         out = self.remote.check(f"xl pause {q(target.domain)} && date +%s.%N")
         return float(out.split()[-1])
 

@@ -1,0 +1,107 @@
+"""The Xen backend's pieces that need no Xen: console records, the topology plan, the inventory,
+and quoting of what reaches the control domain's shell (run for real through testinfra's local
+backend)."""
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import UsageError
+from harness.model import fleet
+from harness.topology import load_topology
+from harness.xen.inventory import load_inventory
+from harness.xen.plan import make_plan
+from harness.xen.records import MARK, Records
+from harness.xen.remote import Remote, q
+
+
+def answer(guest: str, size: int, body: bytes) -> bytes:
+    return f"{MARK} {guest} {size}\n".encode() + body
+
+
+def test_records_survive_console_chunking_and_split_polls() -> None:
+    rec = Records(("g01", "g02"))
+    first = b"[2026-11-23 22:18:17] WREC 100.000000001 disk 0[2026-11-23 22:18:17] \n[2026-11-23 22:1"
+    second = b"8:18] WREC 100.500000000 disk 12\nWREC 100.6000000"
+    rec.feed(answer("g01", len(first), first) + answer("g02", 0, b""))
+    rec.feed(answer("g01", len(first) + len(second), second))
+    assert rec.times[("g01", "disk")] == [100.000000001, 100.5]
+    assert rec.acked["g01"] == {0, 12}
+    third = b"00 heartbeat 3\n"
+    rec.feed(answer("g01", len(first) + len(second) + len(third), third))
+    assert rec.times[("g01", "heartbeat")] == [100.6]
+
+
+def test_records_restart_on_a_new_log_and_ignore_a_cut_answer() -> None:
+    rec = Records(("g01",))
+    body = b"WREC 5.000000000 net 1\n"
+    rec.feed(answer("g01", len(body), body))
+    rec.feed(answer("g01", 100, b"WREC 6.0"))  # cut off: nothing taken, offset kept
+    assert rec.offsets["g01"] == len(body)
+    rec.feed(answer("g01", 3, b"abc"))  # smaller: the guest was created again
+    assert rec.offsets["g01"] == 0
+    again = b"WREC 7.000000000 net 1\n"
+    rec.feed(answer("g01", len(again), again))
+    assert rec.times[("g01", "net")] == [5.0, 7.0]
+
+
+def test_lost_writes_are_counted_against_the_disk() -> None:
+    rec = Records(("g01",))
+    rec.acked["g01"] = {1, 2, 3, 4}
+    assert rec.lost("g01", [1, 2, 3, 4, 5]) == 0
+    assert rec.lost("g01", [1, 3]) == 2
+    assert rec.lost("g01", [3, 4], slots=2) == 0  # 1 and 2 were overwritten by design
+    assert rec.lost("g01", [4], slots=2) == 1
+
+
+def test_disaggregated_plan_puts_backends_in_driver_domains() -> None:
+    guests = fleet(4, 0)
+    plan = make_plan(load_topology("disaggregated"), guests, 0.25)
+    assert plan.services == {"blkdd": ("blkback",), "netdd": ("netback",)}
+    netdd = plan.files["auto/11-netdd.cfg"]
+    assert 'on_crash = "restart"' in netdd and "driver_domain = 1" in netdd and "windsor.roles=net" in netdd
+    g01 = plan.files["auto/51-g01.cfg"]
+    assert "backend=netdd" in g01 and "backend=blkdd" in g01 and "windsor.cadence=250" in g01
+    assert plan.files["attach/g01"].splitlines()[0].startswith("net netdd ")
+    assert "/disks/g01.img" in plan.files["auto/10-blkdd.cfg"]
+
+
+def test_monolithic_plan_keeps_backends_in_dom0() -> None:
+    plan = make_plan(load_topology("monolithic"), fleet(3, 0), 0.5)
+    assert plan.services == {} and (plan.netback, plan.blkback) == ("0", "0")
+    assert not any(name.startswith(("service/", "auto/1")) for name in plan.files)
+    assert "backend=" not in plan.files["auto/51-g01.cfg"]
+
+
+def test_inventory(tmp_path: Path) -> None:
+    good = tmp_path / "inv.toml"
+    good.write_text('[[host]]\nurl = "xen+ssh://root@a"\ntest_host = true\n[host.roles]\nnetback = "netdd"\n')
+    entry = load_inventory(str(good)).find("xen+ssh://root@a?identity=k")
+    assert entry.test_host and entry.roles == {"netback": "netdd"}
+    entry.check_topology({"netdd": ("netback",)})
+    with pytest.raises(UsageError, match="inventory says netback runs in 'netdd'"):
+        entry.check_topology({"drivers": ("netback",)})
+    with pytest.raises(UsageError, match="is not in the inventory"):
+        load_inventory(str(good)).find("xen+ssh://root@b")
+    for text, fragment in (("[[host]\n", "not valid TOML"), ("x = 1\n", "at least one [[host]]"),
+                           ('[[host]]\nurl = "u"\ntest_host = "yes"\n', "true or false"),
+                           ('[[host]]\nurl = "u"\n[host.roles]\nnetbak = "d"\n', "unknown role"),
+                           ('[[host]]\nurl = "u"\n[host.roles]\nnetback = "$(x)"\n', "bad domain name")):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(text)
+        with pytest.raises(UsageError, match=fragment.replace("[", r"\[").replace("$", r"\$")):
+            load_inventory(str(bad))
+
+
+@pytest.mark.parametrize("hostile", ["; touch {p}", "$(touch {p})", "`touch {p}`", "a\ntouch {p}", "' ; touch {p} '"])
+def test_hostile_words_reach_the_shell_inert(hostile: str, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    word = hostile.format(p=marker)
+    done = Remote("local://").run(f"printf %s {q(word)}", timeout=10)
+    assert done.ok and done.out == word
+    assert not marker.exists()
+
+
+def test_remote_timeout_bounds_a_stuck_command() -> None:
+    done = Remote("local://").run("exec tail -f /dev/null", timeout=0.5)
+    assert done.rc == 124 and done.seconds < 5
