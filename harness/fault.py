@@ -57,6 +57,7 @@ class Fault(ABC):
     summary: ClassVar[str]
     Params: ClassVar[type[Any]] = NoParams
     crashes_dom0: ClassVar[bool] = False  # does hitting a kernel role in dom0 crash the host?
+    replaces_target: ClassVar[bool] = False  # is the service back only as a new incarnation?
 
     def __init__(self, host: Host, target: Target, params: Any) -> None:
         self.host, self.target, self.params = host, target, params

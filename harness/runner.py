@@ -111,8 +111,10 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str) -> CaseRe
 
         def healthy() -> bool:
             health = host.health(scenario.role, guest)
+            since = health.ready_since
+            if health.ok and fault_cls.replaces_target and since is not None and since <= t0:
+                return False  # still the incarnation that was hit
             if health.ok:
-                since = health.ready_since
                 healthy_at.append(since if since is not None and since > t0 else host.now())
             return health.ok
 

@@ -226,8 +226,10 @@ class XenHost(Host):
         target = self.locate(role, guest)
         try:
             if target.domain == "dom0":
-                ok = self.remote.run("ip link show br0 >/dev/null && pgrep -x xenconsoled >/dev/null", timeout=5).ok
-                return Health(ok)
+                # dom0's init wrote when this boot of it was ready (the lab's; elsewhere: unknown)
+                done = self.remote.run("ip link show br0 >/dev/null && pgrep -x xenconsoled >/dev/null && "
+                                       "{ cat /run/windsor-ready 2>/dev/null || true; }", timeout=5)
+                return Health(done.ok, float(done.out) if done.ok and done.out.strip() else None)
             domid = self.domains().get(target.domain)
             if domid is None:
                 return Health(False)

@@ -32,6 +32,6 @@ brctl addbr br0 && ip addr add 10.0.0.1/24 dev br0 && ip link set br0 up
 export XENCONSOLED_ARGS="--log=guest --log-dir=/var/log/xen/console --timestamp=guest"
 /etc/init.d/xen start
 /usr/sbin/sshd -D -e &
-xl info >/dev/null 2>&1 && echo "WINDSOR: dom0 ready"
+xl info >/dev/null 2>&1 && date +%s.%N >/run/windsor-ready && echo "WINDSOR: dom0 ready"
 windsor-topo boot >/dev/null 2>&1 &
 while :; do sleep 3600; done

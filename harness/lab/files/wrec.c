@@ -118,13 +118,23 @@ static int write_block(const char *path, unsigned long seq, unsigned long slots)
 }
 
 static int disk(unsigned long slots, long timeout_ms, long period_ms) {
-    char path[80] = "";
+    char path[80] = "", stuck_on[80] = "";
     unsigned long seq = 0;
-    int started = 0;
-    for (;;) {
-        if (newest_disk(path, sizeof(path)) != 0) {
-            sleep_ms(period_ms);
+    int started = 0, status;
+    pid_t stuck = 0;  /* a write that outlived its timeout: no new writes pile up behind it */
+    for (;; sleep_ms(period_ms)) {
+        if (newest_disk(path, sizeof(path)) != 0)
             continue;
+        if (stuck) {
+            if (waitpid(stuck, &status, WNOHANG) == stuck) {  /* it finished after all */
+                stuck = 0;
+                if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                    record("disk", seq++);
+            } else if (strcmp(path, stuck_on) == 0) {
+                continue;  /* the backend is stalled or dead: wait for it, or for a new disk */
+            } else {
+                stuck = 0;  /* a new disk: the old write is left behind on the dead one */
+            }
         }
         if (!started) {
             seq = highest_on_disk(path, slots);
@@ -133,9 +143,15 @@ static int disk(unsigned long slots, long timeout_ms, long period_ms) {
         pid_t pid = fork();
         if (pid == 0)
             _exit(write_block(path, seq, slots));
-        if (pid > 0 && wait_for(pid, timeout_ms) == 0)
+        if (pid < 0)
+            continue;
+        int rc = wait_for(pid, timeout_ms);
+        if (rc == 0) {
             record("disk", seq++);
-        sleep_ms(period_ms);
+        } else if (rc < 0) {
+            stuck = pid;
+            strcpy(stuck_on, path);
+        }
     }
 }
 
