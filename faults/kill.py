@@ -1,4 +1,5 @@
-"""kill: the domain hosting the role dies at once (SIGKILL of its process tree; on Xen an in-domain kernel crash, `xl sysrq DOM c`).
+"""kill: the domain hosting the role dies at once (SIGKILL of its process tree; on Xen an
+in-domain kernel crash, `xl sysrq DOM c`).
 
 On a kernel role (netback, blkback) in dom0 that is a dom0 crash, and so a host crash.
 """
