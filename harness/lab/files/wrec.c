@@ -213,21 +213,6 @@ static int net(const char *peer_ip, long period_ms, long timeout_ms, const char 
     }
 }
 
-static int run(long timeout_ms, const char *device, unsigned long seq, char **argv) {
-    pid_t pid = fork();
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 1);
-        dup2(null, 2);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    if (pid < 0 || wait_for(pid, timeout_ms) != 0)
-        return 1;
-    record(device, seq);
-    return 0;
-}
-
 int main(int argc, char **argv) {
     signal(SIGCHLD, SIG_DFL);
     if (argc == 2 && strcmp(argv[1], "now") == 0) {
@@ -240,8 +225,6 @@ int main(int argc, char **argv) {
         record(argv[2], strtoul(argv[3], NULL, 10));
         return 0;
     }
-    if (argc >= 6 && strcmp(argv[1], "run") == 0)
-        return run(atol(argv[2]), argv[3], strtoul(argv[4], NULL, 10), argv + 5);
     if (argc == 6 && strcmp(argv[1], "net") == 0)
         return net(argv[2], atol(argv[3]), atol(argv[4]), argv[5]);
     if (argc == 5 && strcmp(argv[1], "disk") == 0 && strtoul(argv[2], NULL, 10) > 0)
@@ -262,7 +245,7 @@ int main(int argc, char **argv) {
             clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
         }
     }
-    fprintf(stderr, "usage: wrec now | stamp DEVICE SEQ | beat DEVICE PERIOD_MS | run TIMEOUT_MS DEVICE SEQ CMD... | "
+    fprintf(stderr, "usage: wrec now | stamp DEVICE SEQ | beat DEVICE PERIOD_MS | "
                     "net PEER_IP PERIOD_MS TIMEOUT_MS HOOK | disk SLOTS TIMEOUT_MS PERIOD_MS\n");
     return 2;
 }
