@@ -29,8 +29,6 @@ BACKEND_KIND = {"netback": "net", "blkback": "blk"}
 class Plan:
     files: dict[str, str]  # path under STATE → text
     services: dict[str, tuple[str, ...]]  # driver domain → its roles
-    netback: str  # the domain serving vifs ("0" is dom0)
-    blkback: str
 
 
 def cfg(**items: object) -> str:
@@ -94,5 +92,4 @@ def make_plan(topology: Topology, guests: Sequence[GuestSpec], cadence_s: float)
             memory=GUEST_MEMORY_MB, vcpus=1, on_crash="destroy", **items,
         )
         files[f"attach/{g.name}"] = "".join(line + "\n" for line in attach)
-    return Plan(files, {k: tuple(v) for k, v in services.items()},
-                "0" if netback == "dom0" else netback, "0" if blkback == "dom0" else blkback)
+    return Plan(files, {k: tuple(v) for k, v in services.items()})

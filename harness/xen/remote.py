@@ -47,8 +47,7 @@ class Remote:
     def run(self, command: str, timeout: float = 30.0) -> Done:
         """Run `command` under ``sh -c`` with a remote timeout; never raises for a failing
         command, only for a broken channel. Callers quote what they put in (`q`)."""
-        inner = command
-        wrapped = f"timeout -k 2 {timeout:g} sh -c {shlex.quote(inner)}"
+        wrapped = f"timeout -k 2 {timeout:g} sh -c {shlex.quote(command)}"
         started = time.monotonic()
         try:
             res: CommandResult = self.host.run(wrapped)
@@ -56,7 +55,7 @@ class Remote:
             raise HostError(f"{self.url}: cannot run a command: {exc}") from None
         done = Done(res.rc, res.stdout, res.stderr, time.monotonic() - started)
         if done.rc == 124:
-            log.warning("%s: %r timed out after %.0fs on the host", self.url, inner[:80], timeout)
+            log.warning("%s: %r timed out after %.0fs on the host", self.url, command[:80], timeout)
         return done
 
     def check(self, command: str, timeout: float = 30.0) -> str:
