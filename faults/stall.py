@@ -33,8 +33,8 @@ class Stall(Fault):
         return float(self.params.duration_s)
 
     def _inject(self) -> float:
-        # the lease: a host that can undo the stall by itself does so when the window ends
-        return self.host.pause(self.target, lease_s=self.window_s)
+        # the host ends the stall by itself when the lease (window + margin) ends
+        return self.host.pause(self.target, self.lease)
 
     def _revert(self) -> float:
         return self.host.unpause(self.target)

@@ -5,6 +5,12 @@ touched (`parse_params`); `inject()` applies it; `hold()` keeps it for its windo
 undoes it — always called, in ``finally``, and harmless when called twice or after a failed
 inject. `blast()` says which roles the fault takes down in a given topology and whether it
 crashes the host: the suites compare the measured impact against it.
+
+Every fault carries a `Lease` (harness/lease.py): its window plus the host's margin. A fault
+that changes the host's state does so only through host primitives that take the lease
+(`Host.pause`), so the host undoes it by itself when the lease ends, even if the harness died.
+`inject()` and `revert()` run with interrupting signals held back (harness/signals.py): Ctrl-C,
+SIGTERM or a pytest-timeout cannot land between a change and the harness knowing of it.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from typing import Any, ClassVar
 
 from harness.backend.base import Host, Target
 from harness.errors import UsageError
+from harness.lease import Lease
 from harness.model import ROLE_DEVICE, GuestSpec, Pair
+from harness.signals import critical
 from harness.topology import Topology
 
 log = logging.getLogger("windsor")
@@ -58,11 +66,18 @@ class Fault(ABC):
     Params: ClassVar[type[Any]] = NoParams
     crashes_dom0: ClassVar[bool] = False  # does hitting a kernel role in dom0 crash the host?
     replaces_target: ClassVar[bool] = False  # is the service back only as a new incarnation?
+    destructive: ClassVar[bool] = True  # runs only on test hosts (or with --allow-destructive)
 
     def __init__(self, host: Host, target: Target, params: Any) -> None:
         self.host, self.target, self.params = host, target, params
+        self.lease = Lease.new(self.name, target.entity, self.window_s, host.lease_margin_s)
         self.injected_at: float | None = None
         self.reverted_at: float | None = None
+
+    @classmethod
+    def reversible(cls) -> bool:
+        """Does the fault leave a change behind that `revert` (or its lease's end) undoes?"""
+        return cls._revert is not Fault._revert
 
     @classmethod
     def parse_params(cls, raw: Mapping[str, str]) -> Any:
@@ -95,13 +110,15 @@ class Fault(ABC):
         return 0.0
 
     def inject(self) -> None:
-        log.info("inject %s on %s (%s)", self.name, self.target.entity, self.target.role)
-        started = self.host.now()
-        try:
-            hit = self._inject()
-        finally:
-            self.injected_at = started  # from here on, revert() must run
-        self.injected_at = hit
+        log.info("inject %s on %s (%s)%s", self.name, self.target.entity, self.target.role,
+                 f", lease {self.lease.id} {self.lease.total_s:g}s" if self.reversible() else "")
+        with critical():
+            started = self.host.now()
+            try:
+                hit = self._inject()
+            finally:
+                self.injected_at = started  # from here on, revert() must run
+            self.injected_at = hit
 
     def hold(self) -> None:
         if self.injected_at is not None and self.window_s > 0:
@@ -112,13 +129,15 @@ class Fault(ABC):
     def revert(self) -> None:
         if self.injected_at is None or self.reverted_at is not None:
             return
-        self.reverted_at = self._revert() or self.host.now()
+        with critical():
+            self.reverted_at = self._revert() or self.host.now()
         log.info("reverted %s on %s after %.3fs", self.name, self.target.entity,
                  self.reverted_at - self.injected_at)
 
     @abstractmethod
     def _inject(self) -> float:
-        """Apply the fault; return the host time it took effect (what `Host.kill` etc. return)."""
+        """Apply the fault; return the host time it took effect (what `Host.kill` etc. return).
+        Any change that must be undone goes through a host primitive that takes `self.lease`."""
 
     def _revert(self) -> float | None:
         """Undo `_inject`; return the host time it was undone. The default is for faults that

@@ -1,21 +1,35 @@
 """The pytest plugin (entry point ``pytest11``): options, markers, the scenario matrix and the
-``windsor`` fixture that runs a scenario with its baseline and records JUnit properties."""
+``windsor`` fixture that runs a scenario with its baseline and records JUnit properties.
+
+Safety, in the order a session meets it: options, topologies, faults and the interlocks over the
+whole matrix are checked at configure time (one ``ERROR:`` line, exit 4, nothing touched);
+SIGTERM and SIGHUP become interrupts, so every fault's revert runs; at session start the host is
+checked (`Host.preflight`) and whatever killed runs left on it is reverted (`Host.recover`), and
+said; ``--dry-run`` prints what would be hit instead of running; the JUnit file is renamed into
+place whole (a killed run leaves the previous file or the new one, never half of one).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Generator, Mapping
 from typing import Any, TypeVar
 
 import pytest
 
-from harness.backend import host_class
+from harness.atomic import partial_name, publish
+from harness.backend import get_host, host_class
+from harness.backend.base import Host
 from harness.errors import HarnessError, UsageError
 from harness.junit import BaselineJunit, Outcome, case_properties
-from harness.runner import run_case
+from harness.runner import During, run_case
+from harness.safety import check_interlocks, describe, plan
 from harness.scenario import Budgets, RunOptions, Scenario, matrix, parse_fault_params
+from harness.signals import install_termination_handlers
 
 OPTIONS = pytest.StashKey[RunOptions]()
 BASELINES = pytest.StashKey["BaselineJunit | None"]()
+HOST = pytest.StashKey[Host]()
 T = TypeVar("T")
 
 # (option, ini/dest name, type, default, help)
@@ -54,6 +68,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="take each scenario's baseline from an earlier JUnit file instead of running it")
     group.addoption("--no-baseline", dest="windsor_no_baseline", action="store_true",
                     help="do not run or record a baseline")
+    group.addoption("--dry-run", dest="windsor_dry_run", action="store_true",
+                    help="print which domains each selected scenario would hit, with what and for how long; "
+                         "touch nothing")
+    group.addoption("--allow-destructive", dest="windsor_allow_destructive", action="store_true",
+                    help="run destructive faults on a host that is not marked test_host = true in an inventory")
 
 
 def _setting(config: pytest.Config, name: str, cast: Callable[[str], T], flag: str,
@@ -87,6 +106,7 @@ def options_from(config: pytest.Config) -> RunOptions:
         budgets=Budgets(s["windsor_restart_budget"], s["windsor_recovery_budget"]),
         fault_params=fault_params,
         roles=_choice(s["windsor_roles"]), faults=_choice(s["windsor_faults"]),
+        allow_destructive=bool(config.getoption("windsor_allow_destructive")),
     ).validate()
 
 
@@ -102,13 +122,75 @@ def pytest_configure(config: pytest.Config) -> None:
         "lab: needs the real-Xen lab (lab://)",
     ):
         config.addinivalue_line("markers", marker)
+    install_termination_handlers()
     try:
         opts = options_from(config)
         path = config.getoption("windsor_baseline_junit")
         config.stash[BASELINES] = BaselineJunit(path, opts.baseline_topology or "monolithic") if path else None
+        host = get_host(opts.host)  # parses the URL and the inventory; connects to nothing
+        check_interlocks(opts, host, plan(opts, host, matrix(opts), runs_baseline(config, opts)))
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[OPTIONS] = opts
+    config.stash[HOST] = host
+
+
+def runs_baseline(config: pytest.Config, opts: RunOptions) -> bool:
+    return bool(opts.baseline_topology) and not config.getoption("windsor_baseline_junit")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Check the host answers and revert what killed runs left on it, before the first test."""
+    config = session.config
+    if config.getoption("windsor_dry_run") or config.option.collectonly or HOST not in config.stash:
+        return
+    host = config.stash[HOST]
+    try:
+        host.preflight()
+        said = host.recover()
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    for line in said:
+        print(f"windsor: {host.spec.url}: {line}", file=sys.stderr)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    """``--dry-run``: the plan of the selected scenarios instead of running them."""
+    if not session.config.getoption("windsor_dry_run"):
+        return None
+    opts = session.config.stash[OPTIONS]
+    scenarios: dict[Scenario, None] = {}
+    for item in session.items:
+        chosen = getattr(getattr(item, "callspec", None), "params", {}).get("windsor_scenario")
+        if isinstance(chosen, Scenario):
+            scenarios[chosen] = None
+    cases = plan(opts, session.config.stash[HOST], list(scenarios), runs_baseline(session.config, opts))
+    print(describe(session.config.stash[HOST], cases))
+    return True
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]:
+    """pytest's JUnit writer opens its file and writes it in place: point it at a partial file,
+    and rename that over the real one once it is complete."""
+    from _pytest.junitxml import xml_key
+
+    xml = session.config.stash.get(xml_key, None)
+    final = getattr(xml, "logfile", None)
+    if xml is not None and final:
+        xml.logfile = str(partial_name(final))
+    try:
+        return (yield)
+    finally:
+        if xml is not None and final:
+            partial, xml.logfile = xml.logfile, final
+            if partial != final:
+                try:
+                    publish(partial, final)
+                except FileNotFoundError:
+                    pass  # it was never written (pytest failed before): the old file stays
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -130,20 +212,25 @@ class Windsor:
         self.options = item.config.stash[OPTIONS]
         self.budgets = self.options.budgets
 
-    def run(self, scenario: Scenario) -> Outcome:
+    def run(self, scenario: Scenario, during: During | None = None) -> Outcome:
         """Run the scenario on the baseline topology (unless read from JUnit or disabled) and on
-        the topology under test; record both as JUnit properties and one system-out line."""
+        the topology under test; record both as JUnit properties and one system-out line.
+        `during(ctx)` runs while each fault holds (after inject, before revert): raising there
+        fails the test, and the fault is still reverted."""
         opts = self.options
         why_not = host_class(opts.host).cannot(scenario.role, scenario.fault)
         if why_not:
             pytest.skip(why_not)
         baselines = self.item.config.stash[BASELINES]
         baseline: dict[str, str] | None = None
-        if baselines is not None:
-            baseline = dict(baselines.get(self.item.name))
-        elif opts.baseline_topology:
-            baseline = case_properties(run_case(scenario, opts, opts.baseline_topology))
-        outcome = Outcome(run_case(scenario, opts, opts.topology), baseline)
+        try:
+            if baselines is not None:
+                baseline = dict(baselines.get(self.item.name))
+            elif opts.baseline_topology:
+                baseline = case_properties(run_case(scenario, opts, opts.baseline_topology, during))
+            outcome = Outcome(run_case(scenario, opts, opts.topology, during), baseline)
+        except HarnessError as exc:  # a message that names the problem: no traceback needed
+            pytest.fail("\n".join([str(exc), *getattr(exc, "__notes__", [])]), pytrace=False)
         self.item.user_properties.extend(outcome.properties())
         print(outcome.summary_line())
         self.item.config.hook.pytest_windsor_result(item=self.item, outcome=outcome)

@@ -1,19 +1,25 @@
 """One scenario on one topology, start to end:
-boot → steady state → inject → hold → revert (always) → service healthy → guests progress →
-observe → metrics. Every wait has a deadline and says what it waits for."""
+boot → steady state → inject → (during) → hold → revert (always) → service healthy → guests
+progress → observe → metrics. Every wait has a deadline and says what it waits for.
+
+When anything ends the fault early — a failing `during` check, an exception, Ctrl-C, SIGTERM, a
+pytest-timeout — the fault is reverted at once and the host is checked before it is let go
+(`rollback`): the role healthy, every guest device progressing, no acknowledged write lost; what
+was found is added to the exception as a note."""
 
 from __future__ import annotations
 
 import bisect
 import logging
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from harness.backend import get_host
 from harness.backend.base import Host, Target
 from harness.errors import HostError, UsageError
-from harness.fault import Blast, get_fault
+from harness.fault import Blast, Fault, get_fault
 from harness.metrics import Metrics, PairImpact, compute
 from harness.model import GuestSpec, Pair, check_role, fleet, pairs
 from harness.scenario import RunOptions, Scenario
@@ -36,6 +42,20 @@ class CaseResult:
     fault_window_s: float
     seed: int
     phases: Mapping[str, float]  # wall seconds: boot, steady (incl. the quiet window), fault, recovery, teardown
+
+
+@dataclass(frozen=True)
+class FaultContext:
+    """What a `during` check gets, while the fault holds."""
+
+    host: Host
+    topology: str
+    target: Target
+    fault: Fault
+    guests: tuple[GuestSpec, ...]
+
+
+During = Callable[[FaultContext], None]
 
 
 def progressing(host: Host, want: frozenset[Pair], since: float, count: int) -> bool:
@@ -63,7 +83,48 @@ def resolve(
     return topology, guests, guest
 
 
-def run_case(scenario: Scenario, opts: RunOptions, topology_name: str) -> CaseResult:
+def guard(host: Host, target: Target, fault: type[Fault], allow_destructive: bool) -> None:
+    """The interlocks, checked again on the located target right before injecting."""
+    if fault.destructive and not (host.test_host or allow_destructive):
+        raise UsageError(f"{host.spec.url} is not marked as a test host: set test_host = true for it in an "
+                         "inventory (?inventory=FILE), or pass --allow-destructive")
+    if target.domain == "dom0" and not host.dom0_faults:
+        raise UsageError(f"{fault.name} of {target.role} would hit dom0 of {host.spec.url}, which does not allow "
+                         "dom0 faults: set dom0_faults = true in its inventory, or use --no-baseline")
+
+
+def rollback(host: Host, fault: Fault, healthy: Callable[[], bool], all_pairs: frozenset[Pair],
+             exc: BaseException) -> None:
+    """The fault was cut short by `exc`: revert it now, then check (bounded) that the host is
+    back; the findings become a note on `exc` and a log line."""
+    trigger = host.now()
+    fault.revert()
+    if fault.injected_at is None:
+        return
+    cause = type(exc).__name__
+    found = []
+    if fault.reverted_at is not None and fault.reversible():
+        found.append(f"{fault.name} of {fault.target.entity} reverted {max(0.0, fault.reverted_at - trigger):.3f}s "
+                     f"after the {cause}")
+    since = max(fault.reverted_at or trigger, trigger)
+    try:
+        back = wait_until("the host back after the rollback",
+                          lambda: healthy() and progressing(host, all_pairs, since, 2), host.settle_timeout_s)
+        found.append(f"every guest device progressing again {host.now() - since:.2f}s later" if back else
+                     f"NOT every guest device progressing {host.settle_timeout_s:.0f}s later")
+        found.append(f"{host.acked_writes_lost()} acknowledged writes lost")
+    except KeyboardInterrupt:
+        found.append("check of the host skipped (interrupted again)")
+    except (HostError, OSError) as err:
+        found.append(f"could not check the host: {err}")
+    note = "windsor rollback: " + "; ".join(found)
+    exc.add_note(note)
+    log.warning("%s", note)
+    if not isinstance(exc, Exception):  # an interrupt: pytest shows no note, so say it here
+        print(note, file=sys.stderr)
+
+
+def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: During | None = None) -> CaseResult:
     topology, guests, guest = resolve(scenario, opts, topology_name)
     fault_cls = get_fault(scenario.fault)
     params = fault_cls.parse_params(dict(scenario.params))
@@ -96,31 +157,41 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str) -> CaseRe
             raise HostError(f"steady state lost within {steady_timeout:.0f}s of being reached")
         phase("steady")
         target = host.locate(scenario.role, guest)
+        guard(host, target, fault_cls, opts.allow_destructive)
         before = {e.name: e.incarnation for e in host.entities()}
+        if target.entity not in before:
+            raise HostError(f"{scenario.role} should be in {target.entity!r}, which is not on {opts.host} "
+                            f"(running: {', '.join(sorted(before))}): check the topology and the inventory's roles")
         fault = fault_cls(host, target, params)
-        try:
-            fault.inject()
-            fault.hold()
-        finally:
-            fault.revert()
-        t0 = fault.injected_at
-        assert t0 is not None
-        t_reverted = fault.reverted_at or host.now()
-        restart_deadline = max(2 * budgets.restart_s, budgets.restart_s + 5.0)
-        healthy_at: list[float] = []
+        hit_at: list[float] = []
 
         def healthy() -> bool:
             health = host.health(scenario.role, guest)
             since = health.ready_since
-            if health.ok and fault_cls.replaces_target and since is not None and since <= t0:
+            t_hit = fault.injected_at or 0.0
+            if health.ok and fault_cls.replaces_target and since is not None and since <= t_hit:
                 return False  # still the incarnation that was hit
             if health.ok:
-                healthy_at.append(since if since is not None and since > t0 else host.now())
+                hit_at.append(since if since is not None and since > t_hit else host.now())
             return health.ok
 
+        try:
+            fault.inject()
+            if during is not None:
+                during(FaultContext(host, topology.name, target, fault, guests))
+            fault.hold()
+        except BaseException as exc:
+            rollback(host, fault, healthy, all_pairs, exc)
+            raise
+        fault.revert()
+        t0 = fault.injected_at
+        assert t0 is not None
+        t_reverted = fault.reverted_at or host.now()
+        restart_deadline = max(2 * budgets.restart_s, budgets.restart_s + 5.0)
+        hit_at.clear()
         ok = wait_until(f"{scenario.role} healthy again", healthy, restart_deadline)
-        restart_s = healthy_at[0] - t0 if ok else None
-        t_back = max(t_reverted, healthy_at[0] if ok else host.now())
+        restart_s = hit_at[0] - t0 if ok else None
+        t_back = max(t_reverted, hit_at[0] if ok else host.now())
         recovery_deadline = max(2 * budgets.recovery_s, budgets.recovery_s + 5.0)
         recovered = wait_until("every guest device progressing again",
                                lambda: progressing(host, all_pairs, t_back, 2), recovery_deadline)

@@ -44,6 +44,7 @@ class RunOptions:
     fault_params: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     roles: tuple[str, ...] = ()  # empty: every role
     faults: tuple[str, ...] = ()  # empty: every installed fault
+    allow_destructive: bool = False  # destructive faults on a host not marked as a test host
 
     def validate(self) -> RunOptions:
         """Every check that can be made before a host is touched; UsageError on the first."""

@@ -28,8 +28,12 @@ def sim_processes() -> list[psutil.Process]:
 
 
 def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run a command from the repository root, as a user would."""
-    return subprocess.run(list(args), cwd=REPO, capture_output=True, text=True, timeout=timeout,
+    """Run a command from the repository root, as a user would (``windsor`` is the one installed
+    beside this Python, whether or not its bin directory is on PATH)."""
+    argv = list(args)
+    if argv[0] == "windsor":
+        argv[0] = str(Path(sys.executable).parent / "windsor")
+    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
 
 

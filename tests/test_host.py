@@ -5,6 +5,7 @@ import pytest
 from helpers import sim_processes
 
 from harness.backend.sim import SimHost
+from harness.lease import Lease
 from harness.model import GuestSpec, pairs
 from harness.runner import progressing
 from harness.sim import paths
@@ -56,7 +57,7 @@ def test_teardown_leaves_no_process_even_with_a_domain_stopped(
     host, _ = booted
     mine = [p for p in sim_processes() if p.environ().get("WINDSOR_SIM_HOST") == host.run_dir]
     assert len(mine) >= 13  # manager, dom0, 5 service domains, 2 device models, 6 guests
-    host.pause(host.locate("netback"))  # never resumed: shutdown must still clean up
+    host.pause(host.locate("netback"), Lease.new("stall", "netdd", 600, 1))  # never resumed: shutdown still cleans up
     host.shutdown()
     assert [p for p in sim_processes() if p in mine] == []
 
@@ -79,7 +80,7 @@ def test_no_guest_is_created_while_the_toolstack_is_down(booted: tuple[SimHost, 
     host, _ = booted
     spec = {"name": "late", "devices": ["console", "heartbeat"], "cadence": 0.01, "seed": 0, "boot": 0}
     target = host.locate("toolstack")
-    host.pause(target)
+    host.pause(target, Lease.new("stall", target.entity, 600, 1))
     try:
         with pytest.raises(OSError):
             request(paths.toolstack(host.run_dir), {"op": "create", "guest": spec}, timeout=1.0)

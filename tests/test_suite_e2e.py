@@ -75,4 +75,5 @@ def test_failing_run_fails_and_leaves_no_process(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout[-2000:]
     assert "restart took" in done.stdout
     assert not sim_processes()
-    assert list(tmp_path.iterdir()) == []  # the run dir went with the host
+    assert list(tmp_path.glob("wsim-*")) == []  # the run dir went with the host
+    assert list((tmp_path / "leases").iterdir()) == []  # and no lease is left in the journal

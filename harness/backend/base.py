@@ -6,8 +6,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
+from typing import ClassVar, Self
 
+from harness.lease import Lease
 from harness.model import ROLES, GuestSpec, Pair
 from harness.topology import Topology
 
@@ -59,9 +60,34 @@ class Host(ABC):
     defaults: Mapping[str, str] = {}  # run options (plugin ini names) that suit this kind of host
     fault_defaults: Mapping[str, Mapping[str, str]] = {}  # fault parameters that suit this kind of host
     steady_timeout_s = 30.0  # from `boot` returning to every guest device progressing
+    lease_margin_s: ClassVar[float] = 2.0  # a lease lasts the fault's window plus this
+    settle_timeout_s: ClassVar[float] = 10.0  # after an aborted fault: how long to check the host is back
 
     def __init__(self, spec: HostSpec) -> None:
         self.spec = spec
+
+    # -- safety ------------------------------------------------------------------------------
+    @property
+    def test_host(self) -> bool:
+        """Is this host marked as one that destructive faults may be run on? (The embedded
+        host and the lab are, by construction; a real host says so in its inventory.)"""
+        return True
+
+    @property
+    def dom0_faults(self) -> bool:
+        """May a fault hit dom0 itself here (a scenario whose topology keeps the role in dom0,
+        such as the monolithic baseline)? The hypervisor is never a target."""
+        return True
+
+    def preflight(self) -> None:
+        """Before a session touches the host: is it there and answering? HostError (one line,
+        with the fix) if not. Touches nothing. By default there is nothing to check."""
+
+    def recover(self) -> list[str]:
+        """Revert whatever runs that are gone (killed, disconnected) left behind on this host,
+        from the host's lease journal; one line per thing done. Leases of live runs are left
+        alone. Harmless when there is nothing to do."""
+        return []
 
     def __enter__(self) -> Self:
         return self
@@ -76,6 +102,10 @@ class Host(ABC):
         if role not in cls.roles:
             return f"{role} faults are not possible on this kind of host (only {', '.join(cls.roles)})"
         return None
+
+    def planned_target(self, topology: Topology, role: str, guest: str | None = None) -> Target:
+        """Where a fault on `role` will land once `topology` is booted here (touches nothing)."""
+        return Target(role, topology.domain_of(role, guest), guest=guest)
 
     def adapt(self, guests: Sequence[GuestSpec]) -> tuple[GuestSpec, ...]:
         """The guests as this host can run them (e.g. PV only); by default unchanged."""
@@ -107,13 +137,16 @@ class Host(ABC):
         time at which it was hit (when the signal or hypercall went out)."""
 
     @abstractmethod
-    def pause(self, target: Target, lease_s: float | None = None) -> float:
-        """Stop the target from running until `unpause` — or, where the host can, until
-        `lease_s` has passed, even if `unpause` never comes; return the host time it stopped."""
+    def pause(self, target: Target, lease: Lease) -> float:
+        """Stop the target from running until `unpause`, or until `lease.total_s` has passed,
+        whichever comes first — even if the harness is gone by then: the host journals the lease
+        before it stops anything and ends it by itself (a dead-man's switch on the host side).
+        Return the host time the target stopped."""
 
     @abstractmethod
     def unpause(self, target: Target) -> float:
-        """Undo `pause` (harmless if nothing is paused); return the host time it resumed."""
+        """Undo `pause` and clear its lease (harmless if nothing is paused, or twice); return the
+        host time it resumed."""
 
     @abstractmethod
     def health(self, role: str, guest: str | None = None) -> Health:

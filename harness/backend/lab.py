@@ -1,6 +1,7 @@
 """``lab://`` — the real Xen 4.17 lab on this machine (harness/lab/): booted under QEMU if it is
 not running (``windsor lab up``), then driven as ``xen+ssh://`` on its loopback ssh port.
-The lab is a test host by construction. URL parameter: ``?dir=PATH`` (the lab dir)."""
+The lab is a test host by construction, whose dom0 may be crashed or capped (it reboots by
+itself). URL parameter: ``?dir=PATH`` (the lab dir)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,14 @@ class LabHost(XenHost):
         from harness.lab.machine import DEFAULT_DIR
 
         self.lab_dir = Path(spec.params.get("dir") or DEFAULT_DIR)
+
+    @property
+    def test_host(self) -> bool:
+        return True
+
+    @property
+    def dom0_faults(self) -> bool:
+        return True
 
     def connect(self) -> Remote:
         from harness.lab.machine import Lab

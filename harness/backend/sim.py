@@ -1,12 +1,19 @@
 """``sim://`` — the embedded Windsor host: every domain a real process (its own process group),
 every role a real service over Unix sockets, faults real signals (psutil).
 
-URL parameters: ``sim://?dir=/path`` (where run dirs go; default the system temp dir),
-``sim://?keep=1`` (keep the run dir with records, disks and logs after shutdown).
+URL parameters: ``sim://?dir=/path`` (the host's root: its run dirs and its lease journal;
+default ``$TMPDIR/windsor-sim``), ``sim://?keep=1`` (keep the run dir with records, disks and
+logs after shutdown).
+
+The root is the "machine": ``ROOT/wsim-*/`` one run dir per booted host (``owner.json`` says
+which harness process booted it), ``ROOT/leases/`` the lease journal, ``ROOT/leases.log`` every
+lease's end. A host outlives a harness that is killed: its manager ends the leases, then the host
+shuts itself down (harness/sim/leases.py); `recover` cleans up after a killed run at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -21,19 +28,27 @@ from typing import Any
 
 import psutil
 
+from harness.atomic import write_atomic
 from harness.backend.base import Entity, Health, Host, HostSpec, Target
 from harness.errors import HostError, UsageError
+from harness.lease import Lease, Owner
 from harness.model import KERNEL_ROLES, ROLES, GuestSpec, Pair, peers
 from harness.sim import paths
 from harness.sim.dom0 import PROC_NAMES
 from harness.sim.guest import BLOCK, block
+from harness.sim.leases import recover_journal
 from harness.sim.proto import Msg, request
 from harness.sim.spawn import SpawnError, wait_ready
+from harness.sim.sweep import MARKER, dead, sweep
 from harness.topology import Topology
 from harness.waiting import wait_until
 
-MARKER = "WINDSOR_SIM_HOST"
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
+__all__ = ["MARKER", "SimHost", "default_root", "sweep"]
+
+
+def default_root() -> str:
+    return os.path.join(tempfile.gettempdir(), "windsor-sim")
 
 
 class SimHost(Host):
@@ -42,7 +57,7 @@ class SimHost(Host):
         unknown = set(spec.params) - {"dir", "keep"}
         if unknown or spec.host or spec.port:
             raise UsageError(f"sim:// takes no host and only ?dir=...&keep=1, not {spec.url!r}")
-        self.base_dir = spec.params.get("dir") or None
+        self.root = os.path.abspath(spec.params.get("dir") or default_root())
         self.keep = spec.params.get("keep", "") in ("1", "true", "yes")
         self.run_dir = ""
         self.manager: subprocess.Popen[bytes] | None = None
@@ -52,18 +67,19 @@ class SimHost(Host):
         self._partial: dict[str, bytes] = {}
         self._progress: dict[Pair, list[float]] = {}
         self._acked: dict[str, list[int]] = {}
-        self._paused: dict[str, list[psutil.Process]] = {}
+        self._leases: dict[str, Lease] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
     def boot(self, topology: Topology, guests: Sequence[GuestSpec], cadence: float, seed: int) -> None:
-        if self.base_dir:
-            os.makedirs(self.base_dir, exist_ok=True)
-        self.run_dir = tempfile.mkdtemp(prefix="wsim-", dir=self.base_dir)
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        self.run_dir = tempfile.mkdtemp(prefix="wsim-", dir=self.root)
+        write_atomic(os.path.join(self.run_dir, "owner.json"), json.dumps(dataclasses.asdict(Owner.me())))
         self.topology, self.guests = topology, tuple(guests)
         paths.make(self.run_dir)
         env = {**os.environ, MARKER: self.run_dir,
                "PYTHONPATH": os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")]))}
-        cfg = {"topology": topology.as_dict(), "roles": list(ROLES), "parent": os.getpid()}
+        cfg = {"topology": topology.as_dict(), "roles": list(ROLES), "parent": os.getpid(),
+               "root": self.root, "keep": self.keep}
         with open(paths.log(self.run_dir, "manager"), "ab") as err:
             self.manager = subprocess.Popen(
                 [sys.executable, "-m", "harness.sim.manager", self.run_dir, json.dumps(cfg)],
@@ -123,15 +139,18 @@ class SimHost(Host):
                 out.append(Entity(f"{dom['name']}/{proc}", str(info["pid"])))
         return tuple(sorted(out, key=lambda e: e.name))
 
-    def _target(self, role: str, guest: str | None) -> Target:
+    def planned_target(self, topology: Topology, role: str, guest: str | None = None) -> Target:
         """Where the topology puts a role: a domain, or (process roles in dom0) a dom0 process."""
-        if self.topology is None:
-            raise HostError("sim:// host is not booted")
-        domain = self.topology.domain_of(role, guest)
+        domain = topology.domain_of(role, guest)
         process = None
         if domain == "dom0" and role not in KERNEL_ROLES:
             process = f"qemu-{guest}" if role == "device-model" else PROC_NAMES[role]
         return Target(role, domain, process, guest)
+
+    def _target(self, role: str, guest: str | None) -> Target:
+        if self.topology is None:
+            raise HostError("sim:// host is not booted")
+        return self.planned_target(self.topology, role, guest)
 
     def locate(self, role: str, guest: str | None = None) -> Target:
         target = self._target(role, guest)
@@ -164,26 +183,40 @@ class SimHost(Host):
                 proc.kill()
             except psutil.NoSuchProcess:
                 pass
-        if not wait_until(f"{target.entity} to die", lambda: all(map(_dead, procs)), 5.0, quiet=True):
+        if not wait_until(f"{target.entity} to die", lambda: all(map(dead, procs)), 5.0, quiet=True):
             raise HostError(f"{target.entity} survived SIGKILL for 5s")
         return hit
 
-    def pause(self, target: Target, lease_s: float | None = None) -> float:
-        procs = self._tree(target)
-        self._paused[target.entity] = procs
-        hit = self.now()
-        for proc in procs:
-            proc.suspend()
-        return hit
+    def pause(self, target: Target, lease: Lease) -> float:
+        # the manager journals the lease, arms its end, then stops the tree (harness/sim/leases.py)
+        self._leases[target.entity] = lease
+        answer = self._mgr({"op": "pause", "domain": target.domain, "process": target.process,
+                            "lease": dataclasses.asdict(lease)})
+        return float(self._ok(answer, f"pause of {target.entity}")["hit"])
 
     def unpause(self, target: Target) -> float:
-        resumed = self.now()
-        for proc in self._paused.pop(target.entity, []):
+        lease = self._leases.pop(target.entity, None)
+        if lease is None:
+            return self.now()
+        answer = self._mgr({"op": "release", "id": lease.id, "by": "harness"}, 5.0)
+        return float(self._ok(answer, f"unpause of {target.entity}")["resumed"])
+
+    # -- what killed runs left behind ----------------------------------------------------------
+    def recover(self) -> list[str]:
+        if not os.path.isdir(self.root):
+            return []
+        said = recover_journal(self.root)
+        for run_dir in sorted(Path(self.root).glob("wsim-*")):
             try:
-                proc.resume()
-            except psutil.NoSuchProcess:
-                pass
-        return resumed
+                owner = Owner(**json.loads((run_dir / "owner.json").read_text()))
+            except (OSError, ValueError, TypeError):
+                continue  # not one of ours, or still being made
+            if owner.alive() is not False:
+                continue
+            killed = sweep(str(run_dir))
+            shutil.rmtree(run_dir, ignore_errors=True)
+            said.append(f"removed the sim host {run_dir.name} of {owner}, which is gone ({killed} processes ended)")
+        return said
 
     def health(self, role: str, guest: str | None = None) -> Health:
         try:
@@ -231,28 +264,3 @@ class SimHost(Host):
     def host_reboots(self) -> int:
         return int(self.status()["boots"]) - 1
 
-
-def _dead(proc: psutil.Process) -> bool:
-    """Gone, or a zombie nobody has reaped yet (it runs no more)."""
-    try:
-        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def sweep(run_dir: str) -> int:
-    """Kill every process that belongs to the sim host in `run_dir`; return how many."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get(MARKER) == run_dir:
-                found.append(proc)
-        except (psutil.Error, OSError):
-            continue
-    for proc in found:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    wait_until(f"{len(found)} leftover processes to die", lambda: all(map(_dead, found)), 5.0, quiet=True)
-    return len(found)

@@ -8,19 +8,25 @@ so; process roles stay in dom0 (Debian's Xen has no stub domains), so only netba
 can be faulted here. Times are the host's wallclock, which Xen shares with every PV domain: the
 guests' records carry it.
 
-URL parameters: ``?inventory=FILE`` (host inventory, TOML: test host or not, role → domain);
-``?identity=FILE`` (ssh key).
+URL parameters: ``?inventory=FILE`` (host inventory, TOML: test host or not, dom0 faults allowed
+or not, role → domain); ``?identity=FILE`` (ssh key).
+
+Every stall is a lease in the control domain's journal (``windsor-lease``, harness/lab/files/):
+journalled with its undo command before the domain is paused, ended by a detached watchdog there
+when the lease runs out if the harness has not ended it — killed, or cut off from the host.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from harness.backend.base import Entity, Health, Host, HostSpec, Target
 from harness.errors import HostError, UsageError
+from harness.lease import Lease, Owner
 from harness.model import GuestSpec, Pair
 from harness.topology import Topology
 from harness.waiting import wait_until
@@ -36,6 +42,8 @@ DOM0_STALL_DELAY_S = 0.3  # lets the ssh command that starts a dom0 stall return
 DOM0_STALL_MAX_S = 600.0
 # % of a CPU left to a stalled dom0: at 1 %, wstall itself woke 11 s after a 10 s lease
 DOM0_STALL_CAP = 5
+HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$")
+USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 
 
 class XenHost(Host):
@@ -47,6 +55,8 @@ class XenHost(Host):
                                    "windsor_guests": "4"}
     fault_defaults: Mapping[str, Mapping[str, str]] = {"stall": {"duration_s": "10"}}  # ≫ the 1 s threshold
     steady_timeout_s = 120.0  # the last guest created boots in ≈ 15 s under TCG
+    lease_margin_s = 20.0  # the harness's own revert (one ssh command) took ≈ 1 s here under TCG
+    settle_timeout_s = 60.0
 
     def __init__(self, spec: HostSpec) -> None:
         super().__init__(spec)
@@ -55,6 +65,13 @@ class XenHost(Host):
             raise UsageError(f"{spec.scheme}:// takes ?inventory=FILE&identity=FILE, not {sorted(unknown)}")
         if spec.scheme == "xen+ssh" and not spec.host:
             raise UsageError(f"bad host URL {spec.url!r}: write xen+ssh://user@host[:port]")
+        # the host and user become ssh arguments: a name like "-oProxyCommand=..." must never get there
+        if spec.host and not HOSTNAME_RE.match(spec.host):
+            raise UsageError(f"bad host name {spec.host!r} in {spec.url!r}: use a DNS name or an IP address")
+        if spec.user is not None and not USER_RE.match(spec.user):
+            raise UsageError(f"bad user name {spec.user!r} in {spec.url!r}: use letters, digits, '_', '.', '-'")
+        if spec.scheme == "xen+local" and (spec.host or spec.user or spec.port):
+            raise UsageError(f"xen+local:// takes no user, host or port, not {spec.url!r}")
         self.entry: HostEntry | None = None
         if "inventory" in spec.params:
             self.entry = load_inventory(spec.params["inventory"]).find(spec.url)
@@ -64,6 +81,51 @@ class XenHost(Host):
         self.records = Records(())
         self.offset = 0.0  # host wallclock − our wallclock
         self.boot_id = ""
+        self._leases: dict[str, Lease] = {}
+
+    # -- safety -----------------------------------------------------------------------------------
+    @property
+    def test_host(self) -> bool:
+        return self.entry is not None and self.entry.test_host
+
+    @property
+    def dom0_faults(self) -> bool:
+        return self.entry is not None and self.entry.dom0_faults
+
+    def preflight(self) -> None:
+        try:
+            answers = self.remote.answers()
+        except HostError as exc:
+            raise HostError(f"{self.spec.url} is unreachable: {exc}") from None
+        if not answers:
+            raise HostError(f"{self.spec.url} does not answer over ssh: check the address, the user and the key "
+                            "(?identity=FILE), and that sshd runs in its control domain")
+        if self.remote.run("command -v windsor-lease", timeout=10).rc != 0:
+            raise HostError(f"{self.spec.url}: no windsor-lease in the control domain, so no fault could be "
+                            "guaranteed to end: install the lab's dom0 tools (harness/lab/files/)")
+
+    def recover(self) -> list[str]:
+        said = []
+        out = self.remote.check("windsor-lease list; date +%s.%N", timeout=30).splitlines()
+        now = float(out[-1])
+        for line in out[:-1]:
+            words = line.split()
+            if len(words) != 5:
+                continue
+            lease_id, expires, owner_word, fault, target = words
+            try:
+                owner = Owner.parse(owner_word)
+            except ValueError:
+                owner = None
+            alive = owner.alive() if owner is not None else False
+            if alive or (alive is None and float(expires) > now):
+                said.append(f"left {fault} of {target} (lease {lease_id}) alone: {owner} holds it "
+                            f"for {float(expires) - now:.0f}s more")
+                continue
+            ended = self.remote.run(f"windsor-lease end {q(lease_id)} recovery", timeout=60).out.split()
+            how = "reverted" if ended[-1:] == ["rc=0"] else "could not revert (see leases.log on the host)"
+            said.append(f"{how} {fault} of {target} (lease {lease_id}) left by {owner}, which is gone")
+        return said
 
     # -- the channel ----------------------------------------------------------------------------
     def connect(self) -> Remote:
@@ -173,13 +235,14 @@ class XenHost(Host):
         except HostError:
             return ""
 
+    def planned_target(self, topology: Topology, role: str, guest: str | None = None) -> Target:
+        domain = topology.domain_of(role, guest)
+        return Target(role, self.entry.roles.get(role, domain) if self.entry is not None else domain)
+
     def locate(self, role: str, guest: str | None = None) -> Target:
         if role not in self.roles or self.topology is None:
             raise UsageError(f"role {role!r} cannot be faulted on {self.spec.scheme}:// (only {', '.join(self.roles)})")
-        domain = self.topology.domain_of(role)
-        if self.entry is not None:
-            domain = self.entry.roles.get(role, domain)
-        return Target(role, domain)
+        return self.planned_target(self.topology, role, guest)
 
     def _stamped(self, command: str, timeout: float = 30.0) -> float:
         """Run `command` right after reading the host's clock there; that time."""
@@ -193,35 +256,58 @@ class XenHost(Host):
         # an in-domain kernel crash, which on_crash="restart" answers
         return self._stamped(f"xl sysrq {q(target.domain)} c")
 
-    def pause(self, target: Target, lease_s: float | None = None) -> float:
+    def _take(self, lease: Lease, undo: str) -> str:
+        """The command that journals `lease` in the control domain and arms its watchdog."""
+        self._leases[lease.target] = lease
+        return (f"windsor-lease take {q(lease.id)} {lease.total_s:.3f} {q(lease.owner.word())} "
+                f"{q(lease.fault)} {q(lease.target)} {q(undo)}")
+
+    def pause(self, target: Target, lease: Lease) -> float:
         if target.domain == "dom0":
-            # dom0 cannot be paused: cap its CPU (credit2) with wstall, which undoes
-            # the cap itself when the lease ends; it starts after this command has returned
-            lease_ms = round((lease_s or DOM0_STALL_MAX_S) * 1000)
-            stall = f"exec wstall 0 {DOM0_STALL_CAP} {lease_ms}"
-            return self._stamped(f"(sleep {DOM0_STALL_DELAY_S}; {stall}) >{STATE}/wstall.out 2>&1 </dev/null &"
-                                 ) + DOM0_STALL_DELAY_S
-        out = self.remote.check(f"xl pause {q(target.domain)} && date +%s.%N")
+            # dom0 cannot be paused: cap its CPU (credit2) with wstall, which undoes the cap itself
+            # when the window ends; it starts after this command has returned. The journal's undo
+            # is for a wstall that was killed: the cap goes back to none.
+            take = self._take(lease, "pkill -TERM -x wstall || xl sched-credit2 -d 0 -c 0")
+            stall = f"exec wstall 0 {DOM0_STALL_CAP} {round(min(lease.window_s, DOM0_STALL_MAX_S) * 1000)}"
+            return self._stamped(f"{take} && (sleep {DOM0_STALL_DELAY_S}; {stall}) >{STATE}/wstall.out 2>&1 "
+                                 "</dev/null &") + DOM0_STALL_DELAY_S
+        dom = q(target.domain)
+        take = self._take(lease, f"xl domid {dom} >/dev/null 2>&1 || exit 0; xl unpause {dom}")
+        out = self.remote.check(f"{take} && xl pause {dom} && date +%s.%N")
         return float(out.split()[-1])
 
-    def unpause(self, target: Target) -> float:
-        if target.domain == "dom0":
-            # ends the lease early if it still runs (a capped dom0 may not even answer ssh: the
-            # lease undoes the cap anyway); returns when the cap is gone
-            def uncapped() -> bool:
-                try:
-                    return "uncapped" in self.remote.run(
-                        f"pkill -TERM -x wstall; cat {STATE}/wstall.out", timeout=30).out
-                except HostError:
-                    return False
+    def _end(self, lease: Lease | None, why: str) -> float | None:
+        """End a lease in the control domain (runs its undo); the host time it was undone."""
+        if lease is None:
+            return None
+        words = self.remote.run(f"windsor-lease end {q(lease.id)} {q(why)}", timeout=60).out.split()
+        if len(words) < 2 or (words[0] != "none" and words[-1] != "rc=0"):
+            raise HostError(f"{self.spec.url}: could not end {lease.describe()}: {' '.join(words)}")
+        return float(words[1])
 
-            if not wait_until("dom0's CPU cap undone", uncapped, DOM0_STALL_MAX_S):
-                raise HostError(f"{self.spec.url}: dom0 still capped (wstall); run: xl sched-credit2 -d 0 -c 0")
-            said = self.remote.run(f"cat {STATE}/wstall.out").out.split()
-            log.info("%s: dom0 capped at %s, uncapped at %s", self.spec.url, said[1], said[-1])
-            return float(said[-1])
-        done = self.remote.run(f"xl unpause {q(target.domain)}; date +%s.%N")
-        return float(done.out.split()[-1])
+    def unpause(self, target: Target) -> float:
+        lease = self._leases.pop(target.entity, None)
+        if target.domain != "dom0":
+            ended = self._end(lease, "harness")
+            if ended is not None:
+                return ended
+            done = self.remote.run(f"xl unpause {q(target.domain)}; date +%s.%N")
+            return float(done.out.split()[-1])
+
+        # dom0: end wstall's window early if it still runs (a capped dom0 may not even answer ssh:
+        # wstall undoes the cap anyway); returns when the cap is gone
+        def uncapped() -> bool:
+            try:
+                return "uncapped" in self.remote.run(f"pkill -TERM -x wstall; cat {STATE}/wstall.out", timeout=30).out
+            except HostError:
+                return False
+
+        if not wait_until("dom0's CPU cap undone", uncapped, DOM0_STALL_MAX_S):
+            raise HostError(f"{self.spec.url}: dom0 still capped (wstall); run: xl sched-credit2 -d 0 -c 0")
+        said = self.remote.run(f"cat {STATE}/wstall.out").out.split()
+        log.info("%s: dom0 capped at %s, uncapped at %s", self.spec.url, said[1], said[-1])
+        self._end(lease, "harness")  # the cap is gone already: this clears the journal
+        return float(said[-1])
 
     def health(self, role: str, guest: str | None = None) -> Health:
         target = self.locate(role, guest)

@@ -25,7 +25,7 @@ SUITE = "bookworm"
 # what the host needs
 LAB_APT = ("qemu-system-x86", "debootstrap", "cpio", "kmod", "openssh-client", "gcc", "libc6-dev", "e2fsprogs")
 GUEST_DIR = "var/lib/windsor"  # in dom0: the kernel and the guests' and driver domains' initramfs
-DOM0_TOOLS = ("windsor-topo", "windsor-agent")  # our dom0 scripts, in /usr/local/sbin
+DOM0_TOOLS = ("windsor-topo", "windsor-agent", "windsor-lease")  # our dom0 scripts, in /usr/local/sbin
 DOM0_PACKAGES = ("xen-utils-4.17", "iproute2", "bridge-utils", "busybox", "kmod", "openssh-server",
                  "procps", "iputils-ping", "coreutils")
 # dom0's Xen userland, overlaid at exactly the hypervisor's version (debootstrap takes the suite's

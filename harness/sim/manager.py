@@ -4,14 +4,17 @@ It keeps the domain table, starts every domain as a process in its own process g
 dead service domain (with a new domid, as Xen's ``on_crash="restart"`` does) and re-attaches the
 guests' devices to it (the recovery agent's job), and reboots the host when dom0 dies: every
 domain is killed, xenstore starts empty, the service domains boot again and the guests are
-created again through the toolstack (as xendomains does). Control requests arrive on
-``s/manager.sock`` as JSON lines; see `Manager.handle`.
+created again through the toolstack (as xendomains does). It also keeps the host's leases
+(harness/sim/leases.py): a stall is undone by the manager itself when its lease ends, and a host
+whose harness is gone (SIGKILL, a crash) keeps its leases to their end, then shuts itself down.
+Control requests arrive on ``s/manager.sock`` as JSON lines; see `Manager.handle`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,8 +28,10 @@ import psutil
 
 from harness.sim import paths
 from harness.sim.guest import KIND
+from harness.sim.leases import ORPHAN_LINGER_S, LeaseKeeper, watch_owner
 from harness.sim.proto import Msg, Server, request, serve_requests
-from harness.sim.spawn import Spawner, SpawnError, announce, die_with_parent, wait_ready
+from harness.sim.spawn import Spawner, SpawnError, announce, wait_ready
+from harness.sim.sweep import sweep
 from harness.sim.xenbus import attach
 from harness.sim.xsclient import XsClient
 
@@ -67,6 +72,11 @@ class Manager:
         self.state, self.boots, self.next_domid = "down", 0, 1
         self.stop = threading.Event()
         self.xs = XsClient(paths.xenstore(run_dir), self.stop)
+        self.orphan = False
+        self._lingering = False
+        host_info = {"run_dir": run_dir, "manager_pid": os.getpid(),
+                     "manager_started": psutil.Process().create_time()}
+        self.leases = LeaseKeeper(cfg["root"], host_info, on_idle=self._idle)
 
     # -- placement ---------------------------------------------------------------------------
     def domain_of(self, role: str, guest: str | None = None) -> str:
@@ -267,6 +277,41 @@ class Manager:
         self.event("ready", domain="dom0", proc=msg["proc"], pid=msg["pid"])
         return {"ok": True}
 
+    # -- leases ------------------------------------------------------------------------------
+    def pause(self, msg: Msg) -> Msg:
+        """Stop a domain's (or a dom0 process's) whole process tree under a lease."""
+        domain, process = str(msg["domain"]), msg.get("process")
+        with self.lock:
+            dom = self.doms.get(domain)
+            pid = dom.pid if dom is not None and not process else (
+                dom.procs.get(str(process), {}).get("pid") if dom is not None else None)
+        if pid is None:
+            return {"ok": False, "error": f"no {domain}{'/' + str(process) if process else ''} to stop"}
+        root = psutil.Process(int(pid))
+        entity = f"{domain}/{process}" if process else domain
+        hit = self.leases.take(dict(msg["lease"]), entity, [root, *root.children(recursive=True)])
+        self.event("paused", domain=entity, lease=msg["lease"]["id"])
+        return {"ok": True, "hit": hit}
+
+    def release(self, lease_id: str, by: str) -> Msg:
+        resumed = self.leases.release(lease_id, by)
+        return {"ok": True, "held": resumed is not None, "resumed": resumed or time.monotonic()}
+
+    def orphaned(self) -> None:
+        """The harness that booted this host is gone: keep the leases to their end, then stop."""
+        self.orphan = True
+        self.event("orphaned", leases=len(self.leases.active()))
+        if not self.leases.active():
+            self._idle()
+
+    def _idle(self) -> None:
+        if self.orphan and not self._lingering:
+            self._lingering = True
+            self.event("lingering", seconds=ORPHAN_LINGER_S)
+            timer = threading.Timer(ORPHAN_LINGER_S, self.stop.set)
+            timer.daemon = True
+            timer.start()
+
     # -- control socket ----------------------------------------------------------------------
     def handle(self, msg: Msg) -> Msg:
         op = msg.get("op")
@@ -276,7 +321,8 @@ class Manager:
                     return {"ok": True, "state": self.state, "boots": self.boots,
                             "domains": [d.public() for d in self.doms.values()],
                             "guests": [dict(g) for g in self.guests.values()],
-                            "events": list(self.events)}
+                            "events": list(self.events), "orphan": self.orphan,
+                            "leases": self.leases.active()}
             if op == "boot":
                 return self.boot()
             if op == "domain_create":
@@ -287,10 +333,14 @@ class Manager:
                 return self.domain_destroy(str(msg["name"]))
             if op == "register":
                 return self.register(msg)
+            if op == "pause":
+                return self.pause(msg)
+            if op == "release":
+                return self.release(str(msg["id"]), str(msg.get("by", "harness")))
             if op == "shutdown":
                 self.stop.set()
                 return {"ok": True}
-        except (OSError, SpawnError, KeyError, ValueError) as exc:
+        except (OSError, SpawnError, KeyError, ValueError, psutil.Error) as exc:
             return {"ok": False, "error": f"{op}: {exc}"}
         return {"ok": False, "error": f"unknown op {op!r}"}
 
@@ -304,17 +354,23 @@ def _killpg(pid: int) -> None:
 
 def main() -> None:
     run_dir, cfg = sys.argv[1], json.loads(sys.argv[2])
-    die_with_parent(int(cfg["parent"]))
     paths.make(run_dir)
     manager = Manager(run_dir, cfg)
     signal.signal(signal.SIGTERM, lambda *_: manager.stop.set())
     server = Server(paths.manager(run_dir), serve_requests(manager.handle)).start()
+    watch_owner(int(cfg["parent"]), manager.orphaned)
     announce({"name": "manager", "sockets": {"manager": server.path}})
     manager.stop.wait()
     with manager.lock:
         manager.state = "stopping"
+    for held in manager.leases.active():  # a stopped process must not outlive its host stopped
+        manager.leases.release(held["id"], "shutdown")
     manager.kill_all()
     server.close()
+    if manager.orphan:  # nobody else will clean up after this host
+        sweep(run_dir)
+        if not cfg.get("keep"):
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """The host inventory (TOML): which Xen hosts exist, whether each is a test host (destructive
-faults only there) and which domain plays which role on it.
+faults only there, unless --allow-destructive), whether a fault may hit its dom0 (the monolithic
+baseline crashes or caps dom0: only where ``dom0_faults = true``) and which domain plays which
+role on it.
 
     [[host]]
     url = "xen+ssh://root@xen-runner-1"
     test_host = true
+    dom0_faults = true
     [host.roles]
     netback = "netdd"
     blkback = "blkdd"
@@ -25,6 +28,7 @@ class HostEntry:
     url: str
     test_host: bool
     roles: Mapping[str, str] = field(default_factory=dict)
+    dom0_faults: bool = False
 
     def check_topology(self, services: Mapping[str, tuple[str, ...]]) -> None:
         """The planned driver domains must be where the inventory says the roles live."""
@@ -63,9 +67,15 @@ def load_inventory(path: str) -> Inventory:
     for n, host in enumerate(hosts, 1):
         if not isinstance(host, dict) or not isinstance(host.get("url"), str):
             raise UsageError(f"inventory {path!r}: host {n} needs url = \"...\"")
-        test_host = host.get("test_host", False)
-        if not isinstance(test_host, bool):
-            raise UsageError(f"inventory {path!r}: {host['url']}: test_host must be true or false")
+        flags = {}
+        for flag in ("test_host", "dom0_faults"):
+            flags[flag] = host.get(flag, False)
+            if not isinstance(flags[flag], bool):
+                raise UsageError(f"inventory {path!r}: {host['url']}: {flag} must be true or false")
+        unknown = set(host) - {"url", "test_host", "dom0_faults", "roles"}
+        if unknown:
+            raise UsageError(f"inventory {path!r}: {host['url']}: unknown keys {sorted(unknown)} "
+                             "(a [[host]] has url, test_host, dom0_faults, [host.roles])")
         roles = host.get("roles", {})
         if not isinstance(roles, dict) or not all(isinstance(v, str) for v in roles.values()):
             raise UsageError(f"inventory {path!r}: {host['url']}: [host.roles] maps role names to domain names")
@@ -73,5 +83,5 @@ def load_inventory(path: str) -> Inventory:
             check_role(role)
             if domain != "dom0":
                 check_name("domain", domain)
-        entries.append(HostEntry(host["url"], test_host, dict(roles)))
+        entries.append(HostEntry(host["url"], flags["test_host"], dict(roles), flags["dom0_faults"]))
     return Inventory(path, tuple(entries))

@@ -31,6 +31,7 @@ ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default
 brctl addbr br0 && ip addr add 10.0.0.1/24 dev br0 && ip link set br0 up
 export XENCONSOLED_ARGS="--log=guest --log-dir=/var/log/xen/console --timestamp=guest"
 /etc/init.d/xen start
+windsor-lease reboot  # a reboot of the host ended every lease its journal still lists
 /usr/sbin/sshd -D -e &
 xl info >/dev/null 2>&1 && date +%s.%N >/run/windsor-ready && echo "WINDSOR: dom0 ready"
 windsor-topo boot >/dev/null 2>&1 &

@@ -1,0 +1,183 @@
+"""The sim:// host's side of leases (harness/lease.py): its journal and its dead-man's switch.
+
+The domain manager keeps them: a stall is taken as a lease — written to the journal
+(``ROOT/leases/ID.json``, atomically) *before* any process is stopped, with the pids and start
+times it stops — and is released by the harness (`unpause`) or, at the end of the lease, by the
+manager itself, whether or not the harness still exists. Every release is appended to
+``ROOT/leases.log`` (who released it, when, on the machine's monotonic clock). The journal is
+what a later session reads to revert what a killed run left behind (`recover_journal`).
+
+The manager also watches the harness that booted it (a pidfd): when it is gone, the host is
+orphaned; it keeps every lease until its end, stays up `ORPHAN_LINGER_S` after the last one so
+that its recovery can be seen, then shuts itself down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from harness.atomic import write_atomic
+from harness.lease import Owner
+
+ORPHAN_LINGER_S = 5.0
+
+
+def journal_dir(root: str) -> Path:
+    return Path(root) / "leases"
+
+
+def log_path(root: str) -> Path:
+    return Path(root) / "leases.log"
+
+
+def append_log(root: str, record: dict[str, Any]) -> None:
+    """One JSON line per release; O_APPEND, so concurrent writers never interleave a line."""
+    fd = os.open(log_path(root), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps(record, sort_keys=True) + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def read_journal(root: str) -> list[dict[str, Any]]:
+    """Every lease still held (or left behind) under `root`, oldest first."""
+    out = []
+    for path in sorted(journal_dir(root).glob("*.json")):
+        try:
+            out.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue  # a half-written name never exists (atomic writes): this one went meanwhile
+    return sorted(out, key=lambda e: e.get("taken_wall", 0))
+
+
+def resume(pids: list[list[float]]) -> int:
+    """SIGCONT every recorded process that is still the one recorded (pid and start time)."""
+    resumed = 0
+    for pid, started in pids:
+        try:
+            proc = psutil.Process(int(pid))
+            if abs(proc.create_time() - started) < 0.01:
+                proc.resume()
+                resumed += 1
+        except psutil.Error:
+            continue
+    return resumed
+
+
+@dataclass
+class Held:
+    entry: dict[str, Any]
+    timer: threading.Timer
+    done: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class LeaseKeeper:
+    """Takes, holds and releases a host's leases; `on_idle` runs whenever none is left."""
+
+    def __init__(self, root: str, host_info: dict[str, Any], on_idle: Callable[[], None]) -> None:
+        self.root, self.host_info, self.on_idle = root, host_info, on_idle
+        self.held: dict[str, Held] = {}
+        self.lock = threading.Lock()
+        journal_dir(root).mkdir(parents=True, exist_ok=True)
+
+    def take(self, lease: dict[str, Any], target: str, procs: list[psutil.Process]) -> float:
+        """Journal the lease, arm its end, then stop `procs`; the time they were stopped."""
+        total = float(lease["window_s"]) + float(lease["margin_s"])
+        now_mono, now_wall = time.monotonic(), time.time()
+        entry = {**lease, "target": target, "host": self.host_info,
+                 "pids": [[p.pid, p.create_time()] for p in procs],
+                 "taken_mono": now_mono, "expires_mono": now_mono + total,
+                 "taken_wall": now_wall, "expires_wall": now_wall + total}
+        write_atomic(journal_dir(self.root) / f"{lease['id']}.json", json.dumps(entry))
+        timer = threading.Timer(total, self.release, (lease["id"], "lease"))
+        timer.daemon = True
+        with self.lock:
+            self.held[lease["id"]] = Held(entry, timer)
+        timer.start()
+        hit = time.monotonic()
+        for proc in procs:
+            try:
+                proc.suspend()
+            except psutil.NoSuchProcess:
+                pass
+        return hit
+
+    def release(self, lease_id: str, by: str) -> float | None:
+        """Resume what the lease stopped and clear it; None if it was not held (harmless)."""
+        with self.lock:
+            held = self.held.get(lease_id)
+        if held is None:
+            return None
+        with held.lock:
+            if held.done:
+                return None
+            held.timer.cancel()
+            resume(held.entry["pids"])
+            resumed = time.monotonic()
+            (journal_dir(self.root) / f"{lease_id}.json").unlink(missing_ok=True)
+            append_log(self.root, {"id": lease_id, "by": by, "t": resumed, "wall": time.time(),
+                                   "fault": held.entry["fault"], "target": held.entry["target"],
+                                   "taken": held.entry["taken_mono"]})
+            held.done = True
+        with self.lock:
+            self.held.pop(lease_id, None)
+            idle = not self.held
+        if idle:
+            self.on_idle()
+        return resumed
+
+    def active(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [h.entry for h in self.held.values()]
+
+
+def watch_owner(pid: int, on_gone: Callable[[], None]) -> None:
+    """Call `on_gone` (once, from a thread) when process `pid` — our parent — exits."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        on_gone()
+        return
+    if os.getppid() != pid:  # it went before the pidfd was opened: that pid may be someone else
+        os.close(fd)
+        on_gone()
+        return
+
+    def wait() -> None:
+        select.select([fd], [], [])
+        os.close(fd)
+        on_gone()
+
+    threading.Thread(target=wait, name="owner-watch", daemon=True).start()
+
+
+def recover_journal(root: str) -> list[str]:
+    """Revert every lease under `root` whose owner is gone; what was done, one line each."""
+    said = []
+    for entry in read_journal(root):
+        owner = Owner(**entry["owner"])
+        if owner.alive() is not False:
+            continue  # a live run (or one on another machine) still holds it: not ours to undo
+        path = journal_dir(root) / f"{entry['id']}.json"
+        if not path.exists():
+            continue  # its host released it meanwhile
+        n = resume(entry["pids"])
+        path.unlink(missing_ok=True)
+        append_log(root, {"id": entry["id"], "by": "recovery", "t": time.monotonic(), "wall": time.time(),
+                          "fault": entry["fault"], "target": entry["target"], "taken": entry["taken_mono"]})
+        left = entry["expires_wall"] - time.time()
+        when = f"{left:.1f}s before its lease ended" if left > 0 else f"{-left:.1f}s after its lease ended"
+        said.append(f"reverted {entry['fault']} of {entry['target']} (lease {entry['id']}) left by {owner}, "
+                    f"which is gone: {n} processes resumed, {when}")
+    return said
