@@ -3,6 +3,8 @@
   windsor faults              installed fault plugins, roles and topologies
   windsor topology NAME|FILE  where each role lives in a topology
   windsor compare JUNIT...    candidate vs baseline, per scenario, from JUnit files
+  windsor merge OUT JUNIT...  join shard reports into one; every testcase kept, duplicates flagged
+  windsor recover [--host U]  revert what killed runs left on a host (its lease journal)
   windsor lab up|status|down  the real-Xen lab: build (cached) and boot Xen 4.17 under QEMU
   windsor bench [--quick]     this machine's figures (matrix time, stall accuracy, restarts, scaling)
 """
@@ -48,6 +50,29 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from reports.compare import compare
 
     print(compare(args.junit))
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from reports.merge import merge
+
+    result = merge(args.junit, args.out)
+    print(f"merged {result.cases} testcases from {len(args.junit)} files into {args.out}")
+    for line in result.duplicates:
+        print(f"duplicate: {line}")
+    return 0
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from harness.backend import get_host
+
+    host = get_host(args.host)
+    host.preflight()
+    said = host.recover()
+    for line in said:
+        print(f"{args.host}: {line}")
+    if not said:
+        print(f"{args.host}: nothing to recover")
     return 0
 
 
@@ -99,6 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     comp = sub.add_parser("compare", help="candidate vs baseline table from JUnit files")
     comp.add_argument("junit", nargs="+")
     comp.set_defaults(func=cmd_compare)
+    merge = sub.add_parser("merge", help="join shard JUnit files; every testcase kept, duplicates flagged")
+    merge.add_argument("out")
+    merge.add_argument("junit", nargs="+")
+    merge.set_defaults(func=cmd_merge)
+    recover = sub.add_parser("recover", help="revert what killed runs left on a host (from its lease journal)")
+    recover.add_argument("--host", default="sim://", help="host URL (default sim://)")
+    recover.set_defaults(func=cmd_recover)
     lab = sub.add_parser("lab", help="the real-Xen lab on this machine (Xen 4.17 under QEMU)")
     lab.add_argument("action", choices=("up", "status", "down"))
     lab.set_defaults(func=cmd_lab)

@@ -79,15 +79,20 @@ def brief(p: Mapping[str, str]) -> str:
     )
 
 
-def read_cases(path: str, what: str = "") -> Iterator[TestCase]:
-    """Every testcase of a JUnit file (one suite or many); UsageError if it is not one."""
+def read_suites(path: str, what: str = "") -> list[TestSuite]:
+    """The testsuites of a JUnit file (one suite or many); UsageError if it is not one."""
     if not Path(path).is_file():
         raise UsageError(f"{what}{path!r}: no such file")
     try:
         xml = JUnitXml.fromfile(path)
     except (JUnitXmlError, SyntaxError, ValueError) as exc:
         raise UsageError(f"{what}{path!r} is not a JUnit XML file: {exc}") from None
-    for suite in [xml] if isinstance(xml, TestSuite) else list(xml):
+    return [xml] if isinstance(xml, TestSuite) else [cast(TestSuite, s) for s in xml]
+
+
+def read_cases(path: str, what: str = "") -> Iterator[TestCase]:
+    """Every testcase of a JUnit file (one suite or many); UsageError if it is not one."""
+    for suite in read_suites(path, what):
         for case in suite:
             yield cast(TestCase, case)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -113,8 +112,7 @@ class SimHost(Host):
             self.manager = None
         if self.run_dir:
             sweep(self.run_dir)
-            if not self.keep:
-                shutil.rmtree(self.run_dir, ignore_errors=True)
+            paths.remove(self.run_dir, self.keep)
 
     # -- state -------------------------------------------------------------------------------
     def now(self) -> float:
@@ -214,7 +212,7 @@ class SimHost(Host):
             if owner.alive() is not False:
                 continue
             killed = sweep(str(run_dir))
-            shutil.rmtree(run_dir, ignore_errors=True)
+            paths.remove(str(run_dir))
             said.append(f"removed the sim host {run_dir.name} of {owner}, which is gone ({killed} processes ended)")
         return said
 

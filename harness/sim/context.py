@@ -6,6 +6,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 
+from harness.sim import paths
 from harness.sim.xsclient import XsClient
 
 
@@ -20,4 +21,4 @@ class RoleContext:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def sock(self, what: str) -> str:
-        return os.path.join(self.run_dir, "s", f"{self.name}.{self.domid}.{what}.sock")
+        return os.path.join(paths.sock_dir(self.run_dir), f"{self.name}.{self.domid}.{what}.sock")

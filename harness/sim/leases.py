@@ -49,6 +49,13 @@ def append_log(root: str, record: dict[str, Any]) -> None:
         os.close(fd)
 
 
+def released(entry: dict[str, Any], by: str, at: float) -> dict[str, Any]:
+    """The log record of a lease's end: which, by whom (harness, lease, recovery, shutdown), when."""
+    return {"id": entry["id"], "by": by, "t": at, "wall": time.time(), "fault": entry["fault"],
+            "target": entry["target"], "taken": entry["taken_mono"], "expires": entry["expires_mono"],
+            "pids": entry["pids"]}
+
+
 def read_journal(root: str) -> list[dict[str, Any]]:
     """Every lease still held (or left behind) under `root`, oldest first."""
     out = []
@@ -126,9 +133,7 @@ class LeaseKeeper:
             resume(held.entry["pids"])
             resumed = time.monotonic()
             (journal_dir(self.root) / f"{lease_id}.json").unlink(missing_ok=True)
-            append_log(self.root, {"id": lease_id, "by": by, "t": resumed, "wall": time.time(),
-                                   "fault": held.entry["fault"], "target": held.entry["target"],
-                                   "taken": held.entry["taken_mono"]})
+            append_log(self.root, released(held.entry, by, resumed))
             held.done = True
         with self.lock:
             self.held.pop(lease_id, None)
@@ -174,8 +179,7 @@ def recover_journal(root: str) -> list[str]:
             continue  # its host released it meanwhile
         n = resume(entry["pids"])
         path.unlink(missing_ok=True)
-        append_log(root, {"id": entry["id"], "by": "recovery", "t": time.monotonic(), "wall": time.time(),
-                          "fault": entry["fault"], "target": entry["target"], "taken": entry["taken_mono"]})
+        append_log(root, released(entry, "recovery", time.monotonic()))
         left = entry["expires_wall"] - time.time()
         when = f"{left:.1f}s before its lease ended" if left > 0 else f"{-left:.1f}s after its lease ended"
         said.append(f"reverted {entry['fault']} of {entry['target']} (lease {entry['id']}) left by {owner}, "

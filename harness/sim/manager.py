@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -369,8 +368,7 @@ def main() -> None:
     server.close()
     if manager.orphan:  # nobody else will clean up after this host
         sweep(run_dir)
-        if not cfg.get("keep"):
-            shutil.rmtree(run_dir, ignore_errors=True)
+        paths.remove(run_dir, keep=bool(cfg.get("keep")))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,26 @@
-"""Where a sim:// host keeps its sockets, records, disks and logs, under one run dir."""
+"""Where a sim:// host keeps its sockets, records, disks and logs, under one run dir.
+
+A Unix socket's path must fit in 107 bytes: when the run dir is too deep for that, the sockets go
+to a short directory named after it (`sock_dir`), removed with the host (`remove`)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+
+LONGEST_SOCKET_NAME = 52  # "<31-char domain>.<domid>.<what>.sock" (harness/sim/context.py)
+
+
+def sock_dir(run_dir: str) -> str:
+    inside = os.path.join(run_dir, "s")
+    if len(inside) + 1 + LONGEST_SOCKET_NAME <= 107:
+        return inside
+    return os.path.join("/tmp", "wsk-" + hashlib.sha1(run_dir.encode()).hexdigest()[:16])
 
 
 def sock(run_dir: str, name: str) -> str:
-    return os.path.join(run_dir, "s", f"{name}.sock")
+    return os.path.join(sock_dir(run_dir), f"{name}.sock")
 
 
 def manager(run_dir: str) -> str:
@@ -42,5 +56,13 @@ def journal(run_dir: str) -> str:
 
 
 def make(run_dir: str) -> None:
-    for sub in ("s", "rec", "disk", "log", "console"):
+    for sub in ("rec", "disk", "log", "console"):
         os.makedirs(os.path.join(run_dir, sub), exist_ok=True)
+    os.makedirs(sock_dir(run_dir), mode=0o700, exist_ok=True)
+
+
+def remove(run_dir: str, keep: bool = False) -> None:
+    """The run dir (unless `keep`) and its socket directory wherever that is."""
+    shutil.rmtree(sock_dir(run_dir), ignore_errors=True)
+    if not keep:
+        shutil.rmtree(run_dir, ignore_errors=True)

@@ -1,0 +1,53 @@
+"""Joining shard reports (one JUnit file per runner) into one, losing nothing.
+
+Every testsuite of every input is kept whole, named after its file, so every testcase survives —
+including two runs of the same case on different shards, which junitparser's ``+`` would keep
+too but nobody would notice: each repeat gets a ``windsor.duplicate_of`` property naming the
+file that had it first, and is listed. The output is written beside its final name and renamed
+into place, and read back: the merge fails unless it holds exactly as many cases as its inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+from junitparser.xunit2 import JUnitXml, TestCase
+
+from harness.atomic import replacing
+from harness.errors import HarnessError
+from harness.junit import read_cases, read_suites
+
+
+@dataclass(frozen=True)
+class Merged:
+    cases: int
+    duplicates: tuple[str, ...]  # "classname::name in B (first in A)"
+
+
+def merge(paths: list[str], out: str) -> Merged:
+    suites = [(path, suite) for path in paths for suite in read_suites(path, "merge: ")]
+    merged = JUnitXml("windsor")
+    first: dict[tuple[str, str], str] = {}
+    duplicates = []
+    total = 0
+    for path, suite in suites:
+        suite.name = f"{Path(path).name}:{suite.name}"
+        for item in suite:
+            case = cast(TestCase, item)
+            key = (str(case.classname), str(case.name))
+            if key in first:
+                case.add_property("windsor.duplicate_of", first[key])
+                duplicates.append(f"{key[0]}::{key[1]} in {path} (first in {first[key]})")
+            else:
+                first[key] = path
+            total += 1
+        merged.add_testsuite(suite)
+    merged.update_statistics()  # type: ignore[no-untyped-call]
+    with replacing(out) as tmp:
+        merged.write(str(tmp), pretty=True)
+        kept = sum(1 for _ in read_cases(str(tmp)))
+        if kept != total:
+            raise HarnessError(f"merge: {kept} testcases written of {total} read: {out} left as it was")
+    return Merged(total, tuple(duplicates))
