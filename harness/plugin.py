@@ -128,7 +128,8 @@ def pytest_configure(config: pytest.Config) -> None:
         path = config.getoption("windsor_baseline_junit")
         config.stash[BASELINES] = BaselineJunit(path, opts.baseline_topology or "monolithic") if path else None
         host = get_host(opts.host)  # parses the URL and the inventory; connects to nothing
-        check_interlocks(opts, host, plan(opts, host, matrix(opts), runs_baseline(config, opts)))
+        if not config.getoption("windsor_dry_run"):  # a dry run shows what would be refused instead
+            check_interlocks(opts, host, plan(opts, host, matrix(opts), runs_baseline(config, opts)))
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[OPTIONS] = opts
@@ -167,7 +168,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         if isinstance(chosen, Scenario):
             scenarios[chosen] = None
     cases = plan(opts, session.config.stash[HOST], list(scenarios), runs_baseline(session.config, opts))
-    print(describe(session.config.stash[HOST], cases))
+    print(describe(opts, session.config.stash[HOST], cases))
     return True
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from harness.backend import get_host
 from harness.backend.base import Host, Target
-from harness.errors import HostError, UsageError
+from harness.errors import HarnessError, HostError, UsageError
 from harness.fault import Blast, Fault, get_fault
 from harness.metrics import Metrics, PairImpact, compute
 from harness.model import GuestSpec, Pair, check_role, fleet, pairs
@@ -98,11 +98,14 @@ def rollback(host: Host, fault: Fault, healthy: Callable[[], bool], all_pairs: f
     """The fault was cut short by `exc`: revert it now, then check (bounded) that the host is
     back; the findings become a note on `exc` and a log line."""
     trigger = host.now()
-    fault.revert()
+    found = []
+    try:
+        fault.revert()
+    except (HarnessError, OSError) as err:  # the host's own lease still ends it
+        found.append(f"revert failed ({err}): the host ends {fault.lease.describe()} by itself")
     if fault.injected_at is None:
         return
     cause = type(exc).__name__
-    found = []
     if fault.reverted_at is not None and fault.reversible():
         found.append(f"{fault.name} of {fault.target.entity} reverted {max(0.0, fault.reverted_at - trigger):.3f}s "
                      f"after the {cause}")

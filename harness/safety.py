@@ -56,27 +56,37 @@ def plan(opts: RunOptions, host: Host, scenarios: Sequence[Scenario], baseline: 
     return out
 
 
+def refusal(opts: RunOptions, host: Host, case: PlannedCase) -> tuple[str, str] | None:
+    """Why the interlocks refuse `case` on `host`: (a few words, the one-line error with the fix)."""
+    if case.skipped:
+        return None
+    if get_fault(case.scenario.fault).destructive and not (host.test_host or opts.allow_destructive):
+        return ("not a test host",
+                f"{host.spec.url} is not marked as a test host, and {case.scenario.fault} is destructive: "
+                "set test_host = true for it in an inventory (?inventory=FILE), or pass --allow-destructive")
+    if case.target.domain == "dom0" and not host.dom0_faults:
+        what = "the baseline" if case.role == "baseline" else "--topology"
+        return ("dom0 faults not allowed here",
+                f"{case.scenario.id} on {case.topology} ({what}) would hit dom0 of {host.spec.url}, which does not "
+                "allow dom0 faults: set dom0_faults = true in its inventory, or use --no-baseline or --baseline-junit")
+    return None
+
+
 def check_interlocks(opts: RunOptions, host: Host, cases: Sequence[PlannedCase]) -> None:
     """UsageError (one line, with the fix) on the first case the host must not run."""
     for case in cases:
-        if case.skipped:
-            continue
-        if get_fault(case.scenario.fault).destructive and not (host.test_host or opts.allow_destructive):
-            raise UsageError(
-                f"{host.spec.url} is not marked as a test host, and {case.scenario.fault} is destructive: "
-                "set test_host = true for it in an inventory (?inventory=FILE), or pass --allow-destructive")
-        if case.target.domain == "dom0" and not host.dom0_faults:
-            what = "the baseline" if case.role == "baseline" else "--topology"
-            raise UsageError(
-                f"{case.scenario.id} on {case.topology} ({what}) would hit dom0 of {host.spec.url}, which does not "
-                "allow dom0 faults: set dom0_faults = true in its inventory, or use --no-baseline or --baseline-junit")
+        refused = refusal(opts, host, case)
+        if refused:
+            raise UsageError(refused[1])
 
 
-def describe(host: Host, cases: Sequence[PlannedCase]) -> str:
-    """The dry run: one row per case that would run, what it would hit, with what, how long."""
+def describe(opts: RunOptions, host: Host, cases: Sequence[PlannedCase]) -> str:
+    """The dry run: one row per case that would run, what it would hit, with what, how long;
+    and the cases the interlocks would refuse, with why."""
     kind = "a test host" if host.test_host else "NOT a test host"
     dom0 = "dom0 faults allowed" if host.dom0_faults else "dom0 faults not allowed"
-    runs = [c for c in cases if not c.skipped]
+    refused = {id(c): r[0] for c in cases if (r := refusal(opts, host, c))}
+    runs = [c for c in cases if not c.skipped and id(c) not in refused]
     rows = [("scenario", "topology", "target", "fault", "params", "window", "lease", "who may notice")]
     for c in cases:
         if c.skipped:
@@ -85,10 +95,12 @@ def describe(host: Host, cases: Sequence[PlannedCase]) -> str:
         notice = (f"HOST CRASH: all {c.guests_total} guests" if c.host_crash else
                   f"{len({p.split(':')[0] for p in c.expected})} of {c.guests_total} guests: {' '.join(c.expected)}"
                   if c.expected else f"no guest (0 of {c.guests_total})")
+        if id(c) in refused:
+            notice = f"REFUSED ({refused[id(c)]}): {notice}"
         rows.append((c.scenario.id, f"{c.topology} ({c.role})", c.target.entity, c.scenario.fault, c.params,
                      f"{c.window_s:g}s" if c.window_s else "instant", f"{c.lease_s:g}s" if c.lease_s else "-", notice))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join([*(col.ljust(w) for col, w in zip(r[:-1], widths, strict=True)), r[-1]]) for r in rows]
     head = (f"windsor dry run: {host.spec.url} ({kind}, {dom0}); {len(runs)} fault injections would run, "
-            f"{len(cases) - len(runs)} skipped; nothing was touched")
+            f"{len(refused)} would be refused, {len(cases) - len(runs) - len(refused)} skipped; nothing was touched")
     return "\n".join([head, *lines])

@@ -9,6 +9,7 @@ from helpers import CADENCE
 
 from harness.backend import get_host
 from harness.backend.sim import SimHost
+from harness.lab.machine import Lab
 from harness.model import GuestSpec, fleet
 from harness.topology import load_topology
 
@@ -22,6 +23,17 @@ def booted() -> Iterator[tuple[SimHost, tuple[GuestSpec, ...]]]:
     with host:
         host.boot(load_topology("disaggregated"), guests, CADENCE, 0)
         yield host, guests
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    """The real-Xen lab (booted, or rebuilt and booted, if needed), stopped after the last lab test."""
+    lab = Lab()
+    lab.up()
+    try:
+        yield lab
+    finally:
+        lab.down()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -38,11 +38,48 @@ BAD_SUITE_ARGS = [
     (["--host", "xen+ssh://root@h?inventory=/no/such.toml"], "inventory '/no/such.toml' does not exist"),
     (["--host", "lab://somehost"], "lab:// takes no host"),
     (["--host", "lab://?speed=2"], "lab:// takes no host"),
+    # hostile or broken host URLs never reach ssh
+    (["--host", "xen+ssh://root@-oProxyCommand=touch /tmp/pwned"], "bad host name"),
+    (["--host", "xen+ssh://root@$(reboot)"], "bad host name"),
+    (["--host", "xen+ssh://root@host;rm -rf /"], "bad host name"),
+    (["--host", "xen+ssh://ro;ot@host"], "bad user name"),
+    (["--host", "xen+ssh://root@host:99999"], "bad port"),
+    (["--host", "xen+local://root@host"], "xen+local:// takes no user"),
+    # inventories: missing, malformed, wrong
+    (["--host", "xen+ssh://root@h?inventory={dir}/broken.toml"], "not valid TOML"),
+    (["--host", "xen+ssh://root@h?inventory={dir}/typo.toml"], "unknown keys ['test-host']"),
+    (["--host", "xen+ssh://root@h?inventory={dir}/other.toml"], "is not in the inventory"),
+    # the interlocks: a host not marked as a test host, dom0 faults where they are not allowed
+    (["--host", "xen+ssh://root@h"], "is not marked as a test host"),
+    (["--host", "xen+ssh://root@h?inventory={dir}/prod.toml"], "is not marked as a test host"),
+    (["--host", "xen+ssh://root@h?inventory={dir}/test.toml"], "would hit dom0 of xen+ssh://root@h"),
+    (["--host", "xen+ssh://root@h?inventory={dir}/test.toml", "--no-baseline", "--topology", "monolithic"],
+     "(--topology) would hit dom0"),
+    (["--host", "xen+ssh://root@h?inventory={dir}/prod.toml", "--roles", "netback", "--dry-run", "--seed", "x"],
+     "not a valid int"),
+    # an unreachable host: found at session start, before anything is booted
+    (["--host", "xen+ssh://root@127.0.0.1:1?inventory={dir}/local.toml", "--no-baseline"], "does not answer over ssh"),
+    (["--fault-param", "stall.duration_s=601"], "at most 600"),
+    (["--topology", "{dir}/hostile.toml"], "bad domain name '$(reboot)'"),
+    (["--topology", "{dir}/badrole.toml"], "unknown role 'netbak'"),
 ]
+INVENTORIES = {
+    "broken.toml": "[[host]\n",
+    "typo.toml": '[[host]]\nurl = "xen+ssh://root@h"\ntest-host = true\n',
+    "other.toml": '[[host]]\nurl = "xen+ssh://root@elsewhere"\ntest_host = true\n',
+    "prod.toml": '[[host]]\nurl = "xen+ssh://root@h"\ntest_host = false\n',
+    "test.toml": '[[host]]\nurl = "xen+ssh://root@h"\ntest_host = true\n',
+    "local.toml": '[[host]]\nurl = "xen+ssh://root@127.0.0.1:1"\ntest_host = true\ndom0_faults = true\n',
+    "hostile.toml": 'name = "x"\n[[domain]]\nname = "$(reboot)"\nroles = ["netback"]\n',
+    "badrole.toml": 'name = "x"\n[[domain]]\nname = "dd"\nroles = ["netbak"]\n',
+}
 
 
 @pytest.mark.parametrize("args, fragment", BAD_SUITE_ARGS, ids=[" ".join(a) for a, _ in BAD_SUITE_ARGS])
 def test_bad_suite_option(args: list[str], fragment: str, tmp_path: Path) -> None:
+    for name, text in INVENTORIES.items():
+        (tmp_path / name).write_text(text)
+    args = [a.replace("{dir}", str(tmp_path)) for a in args]
     argv = pytest_argv("suites", *args) if "--host" in args else pytest_argv(
         "suites", "--host", f"sim://?dir={tmp_path / 'runs'}", *args)
     done = run(*argv, timeout=60)
@@ -50,6 +87,7 @@ def test_bad_suite_option(args: list[str], fragment: str, tmp_path: Path) -> Non
     assert done.returncode == 4, lines
     assert len(lines) == 1 and lines[0].startswith("ERROR: ") and fragment in lines[0], lines
     assert not (tmp_path / "runs").exists()  # no host was ever booted
+    assert not Path("/tmp/pwned").exists()
 
 
 def test_malformed_topology_and_junit_files(tmp_path: Path) -> None:
@@ -68,12 +106,20 @@ def test_malformed_topology_and_junit_files(tmp_path: Path) -> None:
     (["compare", "/no/such.xml"], "no such file"),
     (["frobnicate"], "invalid choice"),
     (["topology"], "required"),
+    (["merge", "{dir}/out.xml", "/no/such.xml"], "no such file"),
+    (["merge", "{dir}/out.xml", "{dir}/broken.toml"], "is not a JUnit XML file"),
+    (["merge", "{dir}/out.xml"], "required"),
+    (["recover", "--host", "ftp://x"], "unknown host scheme"),
+    (["recover", "--host", "xen+ssh://root@127.0.0.1:1"], "does not answer over ssh"),
 ])
-def test_bad_cli_input(args: list[str], fragment: str) -> None:
+def test_bad_cli_input(args: list[str], fragment: str, tmp_path: Path) -> None:
+    (tmp_path / "broken.toml").write_text("[[host]\n")
+    args = [a.replace("{dir}", str(tmp_path)) for a in args]
     done = run("windsor", *args, timeout=60)
     lines = [x for x in (done.stdout + done.stderr).splitlines() if x.strip()]
     assert done.returncode == 2 and len(lines) == 1 and fragment in lines[0], lines
     assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out.xml").exists()  # nothing half-made either
 
 
 def test_nothing_left_running() -> None:

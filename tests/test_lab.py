@@ -2,7 +2,6 @@
 Marked `lab` (deselect with -m "not lab" where QEMU and root are not available)."""
 
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,16 +22,6 @@ memory=128
 vcpus=1
 """
 LOG = "/var/log/xen/console/guest-smoke.log"
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    lab = Lab()
-    lab.up()
-    try:
-        yield lab
-    finally:
-        lab.down()
 
 
 CADENCE_S = 0.1  # windsor.cadence=100: wrec beat heartbeat 100 (harness/lab/files/guest-init.sh)

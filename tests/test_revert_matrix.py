@@ -154,8 +154,7 @@ def test_fault_is_reverted_however_the_run_ends(fault: str, trigger: str, harnes
     else:
         suites = JUnitXml.fromfile(str(junit))  # a whole new file
         cases = [c for s in suites for c in s]
-        if status == 1:
-            assert len(cases) == 1 and not cases[0].is_passed
+        assert (len(cases) == 1 and not cases[0].is_passed) or status == 2  # an interrupt may record the case
     print(f"REVERT {fault}/{trigger}: reverted {latency:.3f}s after the trigger (by {rec['by']}), "
           f"every guest device progressing {back:.3f}s after the revert")
 

@@ -19,10 +19,10 @@ def test_random_faults_back_to_back(booted: tuple[SimHost, tuple[GuestSpec, ...]
     rng = random.Random(seed)
     hvm = [g.name for g in guests if g.hvm]
     for i in range(15):
-        role, name = rng.choice(ROLES), rng.choice(["kill", "stall"])
+        role, name = rng.choice(ROLES), rng.choice(["kill", "stall", "throttle"])
         guest = rng.choice(hvm) if role == "device-model" else None
         fault_cls = get_fault(name)
-        params = fault_cls.parse_params({"duration_s": f"{rng.uniform(0.01, 0.3):.3f}"} if name == "stall" else {})
+        params = fault_cls.parse_params({"duration_s": f"{rng.uniform(0.01, 0.3):.3f}"} if name != "kill" else {})
         fault = fault_cls(host, host.locate(role, guest), params)
         try:
             fault.inject()

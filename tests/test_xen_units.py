@@ -5,10 +5,12 @@ backend)."""
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
 from harness.errors import UsageError
 from harness.model import fleet
 from harness.topology import load_topology
+from harness.waiting import wait_until
 from harness.xen.inventory import load_inventory
 from harness.xen.plan import make_plan
 from harness.xen.records import MARK, Records
@@ -105,3 +107,46 @@ def test_hostile_words_reach_the_shell_inert(hostile: str, tmp_path: Path) -> No
 def test_remote_timeout_bounds_a_stuck_command() -> None:
     done = Remote("local://").run("exec tail -f /dev/null", timeout=0.5)
     assert done.rc == 124 and done.seconds < 5
+
+
+LEASE = REPO / "harness" / "lab" / "files" / "windsor-lease"
+
+
+def lease_cmd(state: Path, *words: str) -> str:
+    return f"WINDSOR_STATE={q(str(state))} {q(str(LEASE))} " + " ".join(q(w) for w in words)
+
+
+def test_windsor_lease_ends_by_itself_and_by_hand(tmp_path: Path) -> None:
+    """The control domain's dead-man's switch, run for real here: a lease nobody ends is undone by
+    its watchdog when it runs out; one the harness ends is undone at once, its watchdog gone."""
+    remote = Remote("local://")
+    undone, hostile = tmp_path / "undone", tmp_path / "pwned"
+    assert remote.run(lease_cmd(tmp_path, "take", "w0000000000aa", "0.5", "m:1:2.00", "stall", "netdd",
+                                f"touch {q(str(undone))}")).ok
+    assert remote.check(lease_cmd(tmp_path, "list")).split()[::2] == ["w0000000000aa", "m:1:2.00", "netdd"]
+    assert wait_until("the lease's watchdog to undo it and clear it",
+                      lambda: undone.exists() and remote.check(lease_cmd(tmp_path, "list")) == "", 10)
+    assert "end w0000000000aa by=lease rc=0" in (tmp_path / "leases.log").read_text()
+    # ended by the harness: undone at once, the watchdog killed, ending again is harmless
+    word = f"a;touch {hostile}"
+    assert remote.run(lease_cmd(tmp_path, "take", "w0000000000bb", "60", "m:1:2.00", "stall", word,
+                                f"touch {q(str(undone))}2")).ok
+    assert remote.check(lease_cmd(tmp_path, "end", "w0000000000bb", "harness")).split()[-1] == "rc=0"
+    assert (tmp_path / "undone2").exists() and not hostile.exists()
+    assert remote.check(lease_cmd(tmp_path, "end", "w0000000000bb", "harness")).startswith("none ")
+    watchers = remote.run("pgrep -f '[w]indsor-lease watch w0000000000bb'").out.split()
+    assert watchers == []
+    log = (tmp_path / "leases.log").read_text()
+    assert f"end w0000000000bb by=harness rc=0 fault=stall target={word}" in log
+
+
+@pytest.mark.parametrize("words, fragment", [
+    (("take", "w;rm -rf /", "1", "o", "f", "t", "true"), "bad lease id"),
+    (("take", "w0000000000cc", "-1", "o", "f", "t", "true"), "bad lease length"),
+    (("take", "w0000000000cc", "1", "o", "f", "t", "a\nb"), "one line"),
+    (("end", "$(reboot)", "harness"), "bad lease id"),
+    (("frobnicate",), "usage"),
+])
+def test_windsor_lease_refuses_bad_input(words: tuple[str, ...], fragment: str, tmp_path: Path) -> None:
+    done = Remote("local://").run(lease_cmd(tmp_path, *words))
+    assert done.rc == 2 and fragment in done.err and not list(tmp_path.glob("leases/w*"))

@@ -144,9 +144,15 @@ class Host(ABC):
         Return the host time the target stopped."""
 
     @abstractmethod
+    def throttle(self, target: Target, cap_pct: int, lease: Lease) -> float:
+        """Let the target run at most `cap_pct` % of one CPU (a credit2 cap; on sim:// a stop /
+        continue cycle) until `unpause`, or until the lease ends — with the same guarantee as
+        `pause`. Return the host time the cap took effect."""
+
+    @abstractmethod
     def unpause(self, target: Target) -> float:
-        """Undo `pause` and clear its lease (harmless if nothing is paused, or twice); return the
-        host time it resumed."""
+        """Undo `pause` or `throttle` and clear its lease (harmless if nothing is held, or twice);
+        return the host time it was undone."""
 
     @abstractmethod
     def health(self, role: str, guest: str | None = None) -> Health:

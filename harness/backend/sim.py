@@ -186,11 +186,17 @@ class SimHost(Host):
         return hit
 
     def pause(self, target: Target, lease: Lease) -> float:
+        return self._hold(target, lease, 0)
+
+    def throttle(self, target: Target, cap_pct: int, lease: Lease) -> float:
+        return self._hold(target, lease, cap_pct)
+
+    def _hold(self, target: Target, lease: Lease, cap_pct: int) -> float:
         # the manager journals the lease, arms its end, then stops the tree (harness/sim/leases.py)
         self._leases[target.entity] = lease
         answer = self._mgr({"op": "pause", "domain": target.domain, "process": target.process,
-                            "lease": dataclasses.asdict(lease)})
-        return float(self._ok(answer, f"pause of {target.entity}")["hit"])
+                            "lease": dataclasses.asdict(lease), "cap_pct": cap_pct})
+        return float(self._ok(answer, f"{lease.fault} of {target.entity}")["hit"])
 
     def unpause(self, target: Target) -> float:
         lease = self._leases.pop(target.entity, None)

@@ -53,7 +53,8 @@ class XenHost(Host):
     defaults: Mapping[str, str] = {"windsor_cadence_ms": "250", "windsor_impact_threshold_ms": "1000",
                                    "windsor_restart_budget": "60", "windsor_recovery_budget": "120",
                                    "windsor_guests": "4"}
-    fault_defaults: Mapping[str, Mapping[str, str]] = {"stall": {"duration_s": "10"}}  # ≫ the 1 s threshold
+    fault_defaults: Mapping[str, Mapping[str, str]] = {  # ≫ the 1 s threshold
+        "stall": {"duration_s": "10"}, "throttle": {"duration_s": "10"}}
     steady_timeout_s = 120.0  # the last guest created boots in ≈ 15 s under TCG
     lease_margin_s = 20.0  # the harness's own revert (one ssh command) took ≈ 1 s here under TCG
     settle_timeout_s = 60.0
@@ -94,12 +95,13 @@ class XenHost(Host):
 
     def preflight(self) -> None:
         try:
-            answers = self.remote.answers()
+            answered = self.remote.run("true", timeout=15)
+            why = "" if answered.ok else f"'true' exited {answered.rc}"
         except HostError as exc:
-            raise HostError(f"{self.spec.url} is unreachable: {exc}") from None
-        if not answers:
-            raise HostError(f"{self.spec.url} does not answer over ssh: check the address, the user and the key "
-                            "(?identity=FILE), and that sshd runs in its control domain")
+            why = str(exc).rsplit(": ", 1)[-1]
+        if why:
+            raise HostError(f"{self.spec.url} does not answer over ssh ({why}): check the address, the user and the "
+                            "key (?identity=FILE), and that sshd runs in its control domain")
         if self.remote.run("command -v windsor-lease", timeout=10).rc != 0:
             raise HostError(f"{self.spec.url}: no windsor-lease in the control domain, so no fault could be "
                             "guaranteed to end: install the lab's dom0 tools (harness/lab/files/)")
@@ -235,10 +237,6 @@ class XenHost(Host):
         except HostError:
             return ""
 
-    def planned_target(self, topology: Topology, role: str, guest: str | None = None) -> Target:
-        domain = topology.domain_of(role, guest)
-        return Target(role, self.entry.roles.get(role, domain) if self.entry is not None else domain)
-
     def locate(self, role: str, guest: str | None = None) -> Target:
         if role not in self.roles or self.topology is None:
             raise UsageError(f"role {role!r} cannot be faulted on {self.spec.scheme}:// (only {', '.join(self.roles)})")
@@ -263,18 +261,29 @@ class XenHost(Host):
                 f"{q(lease.fault)} {q(lease.target)} {q(undo)}")
 
     def pause(self, target: Target, lease: Lease) -> float:
-        if target.domain == "dom0":
-            # dom0 cannot be paused: cap its CPU (credit2) with wstall, which undoes the cap itself
-            # when the window ends; it starts after this command has returned. The journal's undo
-            # is for a wstall that was killed: the cap goes back to none.
-            take = self._take(lease, "pkill -TERM -x wstall || xl sched-credit2 -d 0 -c 0")
-            stall = f"exec wstall 0 {DOM0_STALL_CAP} {round(min(lease.window_s, DOM0_STALL_MAX_S) * 1000)}"
-            return self._stamped(f"{take} && (sleep {DOM0_STALL_DELAY_S}; {stall}) >{STATE}/wstall.out 2>&1 "
-                                 "</dev/null &") + DOM0_STALL_DELAY_S
+        if target.domain == "dom0":  # dom0 cannot be paused: cap it hard instead
+            return self._cap_dom0(lease, DOM0_STALL_CAP)
         dom = q(target.domain)
         take = self._take(lease, f"xl domid {dom} >/dev/null 2>&1 || exit 0; xl unpause {dom}")
         out = self.remote.check(f"{take} && xl pause {dom} && date +%s.%N")
         return float(out.split()[-1])
+
+    def throttle(self, target: Target, cap_pct: int, lease: Lease) -> float:
+        if target.domain == "dom0":
+            return self._cap_dom0(lease, cap_pct)
+        dom = q(target.domain)
+        take = self._take(lease, f"xl domid {dom} >/dev/null 2>&1 || exit 0; xl sched-credit2 -d {dom} -c 0")
+        out = self.remote.check(f"{take} && xl sched-credit2 -d {dom} -c {int(cap_pct)} && date +%s.%N")
+        return float(out.split()[-1])
+
+    def _cap_dom0(self, lease: Lease, cap_pct: int) -> float:
+        """Cap dom0's CPU (credit2) with wstall, which undoes the cap itself when the window ends
+        (a capped dom0 may not run a command to undo it in time); it starts after this command has
+        returned. The journal's undo is for a wstall that was killed: the cap goes back to none."""
+        take = self._take(lease, "pkill -TERM -x wstall || xl sched-credit2 -d 0 -c 0")
+        stall = f"exec wstall 0 {int(cap_pct)} {round(min(lease.window_s, DOM0_STALL_MAX_S) * 1000)}"
+        return self._stamped(f"{take} && (sleep {DOM0_STALL_DELAY_S}; {stall}) >{STATE}/wstall.out 2>&1 "
+                             "</dev/null &") + DOM0_STALL_DELAY_S
 
     def _end(self, lease: Lease | None, why: str) -> float | None:
         """End a lease in the control domain (runs its undo); the host time it was undone."""

@@ -30,6 +30,7 @@ from harness.atomic import write_atomic
 from harness.lease import Owner
 
 ORPHAN_LINGER_S = 5.0
+CAP_PERIOD_S = 0.1  # a throttled tree runs cap % of each period, and is stopped for the rest
 
 
 def journal_dir(root: str) -> Path:
@@ -87,6 +88,31 @@ class Held:
     timer: threading.Timer
     done: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    ended: threading.Event = field(default_factory=threading.Event)
+    duty: threading.Thread | None = None  # a throttle's stop/continue cycle
+
+
+def suspend(procs: list[psutil.Process]) -> None:
+    for proc in procs:
+        try:
+            proc.suspend()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def duty_cycle(procs: list[psutil.Process], cap_pct: int, ended: threading.Event) -> None:
+    """Run `procs` `cap_pct` % of every period (what a credit2 cap does to a domain), until `ended`."""
+    on = CAP_PERIOD_S * cap_pct / 100
+    while True:
+        suspend(procs)
+        stopped_for = ended.wait(CAP_PERIOD_S - on)
+        for proc in procs:
+            try:
+                proc.resume()
+            except psutil.NoSuchProcess:
+                pass
+        if stopped_for or ended.wait(on):
+            return
 
 
 class LeaseKeeper:
@@ -98,26 +124,28 @@ class LeaseKeeper:
         self.lock = threading.Lock()
         journal_dir(root).mkdir(parents=True, exist_ok=True)
 
-    def take(self, lease: dict[str, Any], target: str, procs: list[psutil.Process]) -> float:
-        """Journal the lease, arm its end, then stop `procs`; the time they were stopped."""
+    def take(self, lease: dict[str, Any], target: str, procs: list[psutil.Process], cap_pct: int = 0) -> float:
+        """Journal the lease, arm its end, then stop `procs` (or, with `cap_pct`, let them run only
+        that share of the time); the time they were first stopped."""
         total = float(lease["window_s"]) + float(lease["margin_s"])
         now_mono, now_wall = time.monotonic(), time.time()
         entry = {**lease, "target": target, "host": self.host_info,
-                 "pids": [[p.pid, p.create_time()] for p in procs],
+                 "pids": [[p.pid, p.create_time()] for p in procs], "cap_pct": cap_pct,
                  "taken_mono": now_mono, "expires_mono": now_mono + total,
                  "taken_wall": now_wall, "expires_wall": now_wall + total}
         write_atomic(journal_dir(self.root) / f"{lease['id']}.json", json.dumps(entry))
         timer = threading.Timer(total, self.release, (lease["id"], "lease"))
         timer.daemon = True
+        held = Held(entry, timer)
         with self.lock:
-            self.held[lease["id"]] = Held(entry, timer)
+            self.held[lease["id"]] = held
         timer.start()
         hit = time.monotonic()
-        for proc in procs:
-            try:
-                proc.suspend()
-            except psutil.NoSuchProcess:
-                pass
+        if cap_pct:
+            held.duty = threading.Thread(target=duty_cycle, args=(procs, cap_pct, held.ended), daemon=True)
+            held.duty.start()
+        else:
+            suspend(procs)
         return hit
 
     def release(self, lease_id: str, by: str) -> float | None:
@@ -130,6 +158,9 @@ class LeaseKeeper:
             if held.done:
                 return None
             held.timer.cancel()
+            held.ended.set()
+            if held.duty is not None:
+                held.duty.join(2 * CAP_PERIOD_S)
             resume(held.entry["pids"])
             resumed = time.monotonic()
             (journal_dir(self.root) / f"{lease_id}.json").unlink(missing_ok=True)

@@ -278,7 +278,8 @@ class Manager:
 
     # -- leases ------------------------------------------------------------------------------
     def pause(self, msg: Msg) -> Msg:
-        """Stop a domain's (or a dom0 process's) whole process tree under a lease."""
+        """Stop a domain's (or a dom0 process's) whole process tree under a lease (with ``cap_pct``:
+        let it run only that share of the time)."""
         domain, process = str(msg["domain"]), msg.get("process")
         with self.lock:
             dom = self.doms.get(domain)
@@ -288,7 +289,8 @@ class Manager:
             return {"ok": False, "error": f"no {domain}{'/' + str(process) if process else ''} to stop"}
         root = psutil.Process(int(pid))
         entity = f"{domain}/{process}" if process else domain
-        hit = self.leases.take(dict(msg["lease"]), entity, [root, *root.children(recursive=True)])
+        hit = self.leases.take(dict(msg["lease"]), entity, [root, *root.children(recursive=True)],
+                               int(msg.get("cap_pct", 0)))
         self.event("paused", domain=entity, lease=msg["lease"]["id"])
         return {"ok": True, "hit": hit}
 

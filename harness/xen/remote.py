@@ -52,7 +52,10 @@ class Remote:
         try:
             res: CommandResult = self.host.run(wrapped)
         except Exception as exc:  # testinfra wraps ssh failures in assorted exception types
-            raise HostError(f"{self.url}: cannot run a command: {exc}") from None
+            said = exc.args[0] if exc.args else exc
+            if isinstance(said, CommandResult):  # ssh itself failed (255): what it said
+                said = (said.stderr.strip().splitlines() or ["ssh failed"])[-1]
+            raise HostError(f"{self.url}: cannot run a command: {said}") from None
         done = Done(res.rc, res.stdout, res.stderr, time.monotonic() - started)
         if done.rc == 124:
             log.warning("%s: %r timed out after %.0fs on the host", self.url, command[:80], timeout)

@@ -1,0 +1,179 @@
+"""The revert matrix on real Xen (the lab): a stall is `xl pause` of the network driver domain
+(or, on a monolithic dom0, a CPU cap by wstall), journalled in dom0 by ``windsor-lease``. Each
+case runs the scenario (tests/revert/) in a pytest of its own against lab://, cuts it short, then
+checks in dom0 that nothing is left paused or capped, who ended the lease and when, and that
+every guest device progressed again; and that a run killed with its watchdog is cleaned up by
+the next session."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import REPO, pytest_argv
+from junitparser.xunit2 import JUnitXml
+
+from harness.lab.machine import Lab
+from harness.waiting import wait_until
+from harness.xen.records import Records
+
+pytestmark = pytest.mark.lab
+SCENARIO = REPO / "tests" / "revert" / "scenario_revert.py"
+LEASES = "/var/lib/windsor/state/leases.log"
+# trigger: (exit status, stall window, extra arguments). The timeout must fall inside the stall
+# whatever the topology's boot and steady state took (25-50 s here): a 75 s limit, a 60 s stall.
+TRIGGERS: dict[str, tuple[int, float, list[str]]] = {
+    "assert": (1, 5.0, []),
+    "exception": (1, 5.0, []),
+    "sigint": (2, 15.0, []),
+    "sigterm": (2, 15.0, []),
+    "timeout": (1, 60.0, ["--timeout", "75"]),
+    "sigkill": (-9, 5.0, []),
+}
+SIGNALS = {"sigint": signal.SIGINT, "sigterm": signal.SIGTERM, "sigkill": signal.SIGKILL}
+
+
+def dom0_offset(lab: Lab) -> float:
+    """dom0's wallclock minus ours, from the fastest of three round trips."""
+    best = (1e9, 0.0)
+    for _ in range(3):
+        before = time.time()
+        there = float(lab.ssh("date +%s.%N").stdout)
+        after = time.time()
+        best = min(best, (after - before, there - (before + after) / 2))
+    return best[1]
+
+
+def lease_ends(lab: Lab, pid: int) -> list[dict[str, str]]:
+    """The ends of the leases taken by harness process `pid`, as dom0's journal logged them."""
+    out = []
+    for line in lab.ssh(f"cat {LEASES} 2>/dev/null || true").stdout.splitlines():
+        words = line.split()
+        info = dict(w.split("=", 1) for w in words[3:] if "=" in w)
+        if len(words) > 3 and words[1] == "end" and info.get("owner", "").split(":")[1:2] == [str(pid)]:
+            out.append({"t": words[0], "id": words[2], **info})
+    return out
+
+
+def held(lab: Lab) -> str:
+    """What in dom0 still holds a fault: paused domains, a CPU cap, wstall, journalled leases."""
+    said = lab.ssh("xl list | awk 'NR > 1 && $5 ~ /p/ { print \"paused\", $1 }'; "
+                   "xl sched-credit2 | awk 'NR > 1 && $4 != 0 && $4 ~ /^[0-9]+$/ { print \"capped\", $1 }'; "
+                   "pgrep -x wstall >/dev/null && echo wstall running; windsor-lease list", 60)
+    return said.stdout.strip()
+
+
+def progress_after(lab: Lab, t: float) -> dict[tuple[str, str], int]:
+    """Per guest device: how many operations completed after host time `t` (the consoles' logs)."""
+    guests = tuple(lab.ssh("ls /var/log/xen/console").stdout.replace("guest-", "").replace(".log", "").split())
+    records = Records(tuple(g for g in guests if g.startswith("g")))
+    state = lab.state()
+    assert state is not None
+    done = subprocess.run(lab.ssh_argv(state, records.command(), 60), capture_output=True)  # bytes: \r\n kept
+    records.feed(done.stdout)
+    return {pair: sum(x > t for x in times) for pair, times in records.times.items()}
+
+
+@pytest.fixture
+def topology_down(lab: Lab) -> Iterator[None]:
+    yield
+    lab.ssh("windsor-topo down >/dev/null 2>&1; windsor-lease list", 120)
+
+
+CASES = [(t, "netdd-only", "netdd") for t in TRIGGERS] + [("sigkill", "monolithic", "dom0")]
+
+
+@pytest.mark.parametrize("trigger, topology, target", CASES, ids=[f"{c[2]}-{c[0]}" for c in CASES])
+def test_lab_stall_is_reverted_however_the_run_ends(
+    lab: Lab, topology_down: None, trigger: str, topology: str, target: str, tmp_path: Path,
+) -> None:
+    status, window, extra = TRIGGERS[trigger]
+    mark = tmp_path / "trigger"
+    argv = pytest_argv(str(SCENARIO), "--host", "lab://", "--topology", topology, "--roles", "netback",
+                       "--faults", "stall", "--no-baseline", "--guests", "2",
+                       "--fault-param", f"stall.duration_s={window}", f"--junitxml={tmp_path / 'j.xml'}", *extra)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WINDSOR_TRIGGER": trigger, "WINDSOR_TRIGGER_FILE": str(mark)}
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        if trigger in SIGNALS:  # once the fault holds: journalled in dom0, and in effect
+            effect = "paused" if target != "dom0" else "capped"
+            taken = lambda: proc.poll() is not None or (f"{effect} " in held(lab) and "stall" in held(lab))  # noqa: E731
+            assert wait_until("the stall in effect in dom0", taken, 300) and proc.poll() is None, proc.communicate()
+            t_trigger = time.time()
+            proc.send_signal(SIGNALS[trigger])
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == status, out[-3000:] + err[-3000:]
+    if trigger not in SIGNALS:
+        t_trigger = time.time() - time.monotonic() + float(mark.read_text()) + (75.0 if trigger == "timeout" else 0)
+    offset = dom0_offset(lab)
+
+    ends: list[dict[str, str]] = []
+
+    def ended() -> bool:
+        ends[:] = lease_ends(lab, proc.pid)
+        return bool(ends)
+
+    assert wait_until("the lease's end in dom0's journal", ended, 60), lab.ssh(f"tail -5 {LEASES}").stdout
+    [end] = ends
+    latency = float(end["t"]) - offset - t_trigger
+    assert end["rc"] == "0" and end["target"] == target, end
+    if trigger == "sigkill":
+        assert end["by"] == "lease", end
+    else:
+        assert end["by"] == "harness", end
+        assert latency < 10, (latency, end)  # one ssh command under TCG: about a second
+        assert "windsor rollback: " in out + err
+        suites = JUnitXml.fromfile(str(tmp_path / "j.xml"))  # a whole file (an interrupt may record the case)
+        assert sum(1 for s in suites for _ in s) == 1 or status == 2
+    assert held(lab) == ""  # nothing paused, capped or journalled is left in dom0
+    # every guest device progressed after the revert (the consoles' logs outlive the guests)
+    revert_t = float(end["t"])
+    if target == "dom0":  # wstall undid the cap itself at the window's end; the lease came later
+        revert_t = float(lab.ssh("cat /var/lib/windsor/state/wstall.out").stdout.split()[-1])
+        latency = revert_t - offset - t_trigger
+
+    def progressed() -> bool:
+        after = progress_after(lab, revert_t)
+        return len(after) >= 4 and all(n >= 2 for n in after.values())
+
+    assert wait_until("every guest device progressing after the revert", progressed, 120), progress_after(lab, revert_t)
+    taken, expires = float(end["taken"]), float(end["expires"])
+    print(f"LAB {target}/{trigger}: reverted {latency:.2f}s after the trigger (by {end['by']}; lease taken "
+          f"{taken - offset - t_trigger:+.1f}s from the trigger, {expires - taken:.0f}s long)")
+
+
+def test_lab_recover_reverts_a_stall_whose_run_and_watchdog_were_killed(lab: Lab, topology_down: None,
+                                                                         tmp_path: Path) -> None:
+    argv = pytest_argv(str(SCENARIO), "--host", "lab://", "--topology", "netdd-only", "--roles", "netback",
+                       "--faults", "stall", "--no-baseline", "--guests", "2", "--fault-param", "stall.duration_s=300")
+    proc = subprocess.Popen(argv, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until("netdd paused", lambda: proc.poll() is not None or "paused netdd" in held(lab), 300)
+        proc.kill()
+        proc.wait()
+        lab.ssh("pkill -f '[w]indsor-lease watch'")  # its watchdog too: only the journal is left
+        assert "paused netdd" in held(lab)
+        started = time.time()
+        done = subprocess.run([sys.executable, "-m", "harness.cli", "recover", "--host", "lab://"], cwd=REPO,
+                              capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+        took = time.time() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert done.returncode == 0, done.stderr
+    assert "reverted stall of netdd" in done.stdout and f"left by pid {proc.pid}, which is gone" in done.stdout
+    assert held(lab) == ""
+    [end] = lease_ends(lab, proc.pid)
+    assert end["by"] == "recovery" and end["rc"] == "0"
+    print(f"LAB recover: the stall of netdd left by a killed run and watchdog reverted by `windsor recover` "
+          f"in {took:.1f}s")
