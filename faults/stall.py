@@ -19,7 +19,7 @@ class StallParams:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.duration_s) and 0 < self.duration_s <= MAX_STALL_S):
             raise UsageError(
-                f"stall duration_s={self.duration_s}: use a number of seconds above 0 and at most {MAX_STALL_S:g}"
+                f"duration_s={self.duration_s}: use a number of seconds above 0 and at most {MAX_STALL_S:g}"
             )
 
 

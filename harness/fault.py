@@ -93,7 +93,10 @@ class Fault(ABC):
                 values[key] = float(text) if kind in (float, "float") else int(text) if kind in (int, "int") else text
             except ValueError:
                 raise UsageError(f"fault {cls.name!r}: {key}={text!r} is not a {kind}") from None
-        return cls.Params(**values)
+        try:
+            return cls.Params(**values)
+        except UsageError as exc:
+            raise UsageError(f"fault {cls.name!r}: {exc}") from None
 
     @classmethod
     def blast(cls, topology: Topology, role: str, guest: str | None = None) -> Blast:
