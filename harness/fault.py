@@ -113,8 +113,6 @@ class Fault(ABC):
         return 0.0
 
     def inject(self) -> None:
-        log.info("inject %s on %s (%s)%s", self.name, self.target.entity, self.target.role,
-                 f", lease {self.lease.id} {self.lease.total_s:g}s" if self.reversible() else "")
         with critical():
             started = self.host.now()
             try:
@@ -122,6 +120,9 @@ class Fault(ABC):
             finally:
                 self.injected_at = started  # from here on, revert() must run
             self.injected_at = hit
+        log.info("injected %s on %s (%s) at host time %.3f%s", self.name, self.target.entity, self.target.role, hit,
+                 f"; the host ends it by itself after {self.lease.total_s:g}s (lease {self.lease.id})"
+                 if self.reversible() else "")
 
     def hold(self) -> None:
         if self.injected_at is not None and self.window_s > 0:

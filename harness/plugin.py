@@ -224,6 +224,7 @@ class Windsor:
             pytest.skip(why_not)
         baselines = self.item.config.stash[BASELINES]
         baseline: dict[str, str] | None = None
+        failure = None
         try:
             if baselines is not None:
                 baseline = dict(baselines.get(self.item.name))
@@ -231,7 +232,9 @@ class Windsor:
                 baseline = case_properties(run_case(scenario, opts, opts.baseline_topology, during))
             outcome = Outcome(run_case(scenario, opts, opts.topology, during), baseline)
         except HarnessError as exc:  # a message that names the problem: no traceback needed
-            pytest.fail("\n".join([str(exc), *getattr(exc, "__notes__", [])]), pytrace=False)
+            failure = "\n".join([str(exc), *getattr(exc, "__notes__", [])])
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)
         self.item.user_properties.extend(outcome.properties())
         print(outcome.summary_line())
         self.item.config.hook.pytest_windsor_result(item=self.item, outcome=outcome)

@@ -159,6 +159,44 @@ def test_fault_is_reverted_however_the_run_ends(fault: str, trigger: str, harnes
           f"every guest device progressing {back:.3f}s after the revert")
 
 
+def test_an_orphaned_host_still_rebuilds_what_was_killed(harness_run: dict[str, Any]) -> None:
+    """The harness SIGKILLed right after it killed netback's domain: the host, orphaned, rebuilds
+    the domain and re-attaches the guests (its own watchdog's job), then shuts itself down."""
+    root, mark = harness_run["root"], harness_run["trigger"]
+    argv = pytest_argv(str(SCENARIO), "--host", f"sim://?dir={root}&keep=1", "--roles", "netback", "--faults", "kill",
+                       "--no-baseline", "--guests", "3")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WINDSOR_TRIGGER": "sigkill", "WINDSOR_TRIGGER_FILE": str(mark)}
+    proc = harness_run["proc"] = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                                  stderr=subprocess.DEVNULL)
+    assert wait_until("netdd killed", lambda: (mark.exists() and mark.read_text() != "") or proc.poll() is not None, 60)
+    proc.kill()
+    assert proc.wait() == -9
+    t_kill = float(mark.read_text())
+    net = [pair for pair in records(root) if pair[1] == "net"]
+    assert len(net) == 2  # g01 and g02 have a vif on netdd
+
+    def rebuilt() -> bool:
+        got = records(root)
+        return all(sum(t > t_kill for t in got.get(p, [])) >= 2 for p in net)
+
+    assert wait_until("the guests' network back through a rebuilt netdd", rebuilt, ORPHAN_LINGER_S)
+    back = max(sorted(t for t in records(root)[p] if t > t_kill)[0] for p in net) - t_kill
+    assert stopped(host_processes(root)) == []
+    assert wait_until("the orphaned host gone", lambda: not host_processes(root), ORPHAN_LINGER_S + 10)
+    print(f"ORPHAN kill/sigkill: the orphaned host rebuilt netdd; guests' network back {back:.3f}s after the kill")
+
+
+def test_a_target_absent_from_the_host_is_one_line_and_nothing_starts(tmp_path: Path) -> None:
+    argv = pytest_argv(str(SCENARIO), "--host", f"sim://?dir={tmp_path / 'root'}", "--roles", "device-model",
+                       "--faults", "stall", "--no-baseline", "--guests", "3", "-q", "--no-header", "-rN")
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "WINDSOR_GUEST": "g09"})
+    assert done.returncode == 1, done.stdout
+    assert "device-model fault on 'g09': it is not an HVM guest (HVM guests: g01)" in done.stdout
+    assert "Traceback" not in done.stdout and "harness/" not in done.stdout and "During" not in done.stdout, done.stdout
+    assert not (tmp_path / "root").exists()
+
+
 @pytest.mark.parametrize("via", ["windsor recover", "session start"])
 def test_recover_reverts_what_a_killed_run_left(via: str, tmp_path: Path) -> None:
     """A harness SIGKILLed in a long stall leaves the host holding it; the next session (or

@@ -8,6 +8,7 @@ its name does not start with ``test_``.
 """
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 
@@ -39,5 +40,11 @@ def test_fault_held(windsor_scenario: Scenario, windsor: Windsor) -> None:
             if TRIGGER == "assert":
                 assert ctx.fault.reverted_at is not None, "a check made while the fault holds failed"
             raise RuntimeError("a check made while the fault holds raised")
+        if TRIGGER == "sigkill" and not ctx.fault.window_s:  # an instant fault: die right after it
+            mark_trigger()
+            threading.Event().wait(60)  # the driver kills us here
 
-    windsor.run(windsor_scenario, during=during)
+    scenario = windsor_scenario
+    if os.environ.get("WINDSOR_GUEST"):  # a device model of a guest that may not exist
+        scenario = Scenario(scenario.role, scenario.fault, scenario.params, os.environ["WINDSOR_GUEST"])
+    windsor.run(scenario, during=during)
