@@ -186,6 +186,32 @@ def test_an_orphaned_host_still_rebuilds_what_was_killed(harness_run: dict[str, 
     print(f"ORPHAN kill/sigkill: the orphaned host rebuilt netdd; guests' network back {back:.3f}s after the kill")
 
 
+def test_a_harness_frozen_past_its_lease_finds_the_fault_ended_and_ends_it_again_harmlessly(
+    harness_run: dict[str, Any],
+) -> None:
+    """A harness that cannot act (stopped here; on a real host: cut off) past its lease: the host
+    ends the stall by itself; when the harness comes back its own revert is a harmless no-op."""
+    root = harness_run["root"]
+    argv = pytest_argv(str(SCENARIO), "--host", f"sim://?dir={root}", "--roles", "netback", "--faults", "stall",
+                       "--no-baseline", "--guests", "3", "--fault-param", "stall.duration_s=1")
+    proc = harness_run["proc"] = subprocess.Popen(argv, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                                                  text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert wait_until("a lease", lambda: root.exists() and bool(read_journal(str(root))), 60)
+    harness = psutil.Process(proc.pid)
+    harness.suspend()
+    try:
+        assert wait_until("the host ending the lease by itself", lambda: bool(releases(root)), 10)
+        [rec] = releases(root)
+        assert rec["by"] == "lease" and abs(rec["t"] - rec["expires"]) < 0.5
+        assert stopped(host_processes(root)) == []
+    finally:
+        harness.resume()
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode in (0, 1) and "Traceback" not in out, out[-3000:]
+    assert [r["by"] for r in releases(root)] == ["lease"]  # the harness's own end found nothing to end
+    assert read_journal(str(root)) == [] and not host_processes(root)
+
+
 def test_a_target_absent_from_the_host_is_one_line_and_nothing_starts(tmp_path: Path) -> None:
     argv = pytest_argv(str(SCENARIO), "--host", f"sim://?dir={tmp_path / 'root'}", "--roles", "device-model",
                        "--faults", "stall", "--no-baseline", "--guests", "3", "-q", "--no-header", "-rN")
