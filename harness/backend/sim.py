@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -43,6 +44,7 @@ from harness.topology import Topology
 from harness.waiting import wait_until
 
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
+log = logging.getLogger("windsor")
 __all__ = ["MARKER", "SimHost", "default_root", "sweep"]
 
 
@@ -202,8 +204,11 @@ class SimHost(Host):
         lease = self._leases.pop(target.entity, None)
         if lease is None:
             return self.now()
-        answer = self._mgr({"op": "release", "id": lease.id, "by": "harness"}, 5.0)
-        return float(self._ok(answer, f"unpause of {target.entity}")["resumed"])
+        answer = self._ok(self._mgr({"op": "release", "id": lease.id, "by": "harness"}, 5.0),
+                          f"unpause of {target.entity}")
+        if answer.get("by") not in (None, "harness"):
+            log.warning("%s: the host had already ended %s (by %s)", self.spec.url, lease.describe(), answer["by"])
+        return float(answer["resumed"])
 
     # -- what killed runs left behind ----------------------------------------------------------
     def recover(self) -> list[str]:

@@ -292,6 +292,8 @@ class XenHost(Host):
         words = self.remote.run(f"windsor-lease end {q(lease.id)} {q(why)}", timeout=60).out.split()
         if len(words) < 2 or (words[0] != "none" and words[-1] != "rc=0"):
             raise HostError(f"{self.spec.url}: could not end {lease.describe()}: {' '.join(words)}")
+        if words[0] == "none" and len(words) > 2:
+            log.warning("%s: the host had already ended %s (%s)", self.spec.url, lease.describe(), words[2])
         return float(words[1])
 
     def unpause(self, target: Target) -> float:

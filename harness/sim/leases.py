@@ -121,6 +121,7 @@ class LeaseKeeper:
     def __init__(self, root: str, host_info: dict[str, Any], on_idle: Callable[[], None]) -> None:
         self.root, self.host_info, self.on_idle = root, host_info, on_idle
         self.held: dict[str, Held] = {}
+        self.ended: dict[str, tuple[float, str]] = {}  # lease id → when, and by whom, it ended
         self.lock = threading.Lock()
         journal_dir(root).mkdir(parents=True, exist_ok=True)
 
@@ -148,15 +149,16 @@ class LeaseKeeper:
             suspend(procs)
         return hit
 
-    def release(self, lease_id: str, by: str) -> float | None:
-        """Resume what the lease stopped and clear it; None if it was not held (harmless)."""
+    def release(self, lease_id: str, by: str) -> tuple[float, str] | None:
+        """Resume what the lease stopped and clear it: when (and by whom) it ended — now, or
+        earlier if it had ended already (harmless); None if this host never held it."""
         with self.lock:
             held = self.held.get(lease_id)
         if held is None:
-            return None
+            return self.ended.get(lease_id)
         with held.lock:
             if held.done:
-                return None
+                return self.ended.get(lease_id)
             held.timer.cancel()
             held.ended.set()
             if held.duty is not None:
@@ -168,10 +170,11 @@ class LeaseKeeper:
             held.done = True
         with self.lock:
             self.held.pop(lease_id, None)
+            self.ended[lease_id] = (resumed, by)
             idle = not self.held
         if idle:
             self.on_idle()
-        return resumed
+        return resumed, by
 
     def active(self) -> list[dict[str, Any]]:
         with self.lock:

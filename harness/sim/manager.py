@@ -295,8 +295,10 @@ class Manager:
         return {"ok": True, "hit": hit}
 
     def release(self, lease_id: str, by: str) -> Msg:
-        resumed = self.leases.release(lease_id, by)
-        return {"ok": True, "held": resumed is not None, "resumed": resumed or time.monotonic()}
+        ended = self.leases.release(lease_id, by)
+        if ended is None:
+            return {"ok": True, "held": False, "resumed": time.monotonic(), "by": None}
+        return {"ok": True, "held": ended[1] == by, "resumed": ended[0], "by": ended[1]}
 
     def orphaned(self) -> None:
         """The harness that booted this host is gone: keep the leases to their end, then stop."""
