@@ -147,6 +147,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if config.getoption("windsor_dry_run") or config.option.collectonly or HOST not in config.stash:
         return
     host = config.stash[HOST]
+    if host.spec.scheme == "lab":  # may take a minute or two: say why nothing seems to happen
+        print("windsor: lab://: booting the lab unless it runs (windsor lab up), then checking its lease journal",
+              file=sys.stderr)
     try:
         host.preflight()
         said = host.recover()
