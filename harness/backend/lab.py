@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness.backend.base import HostSpec
 from harness.backend.xen import XenHost
-from harness.errors import UsageError
+from harness.errors import HostError, UsageError
 from harness.xen.remote import Remote
 
 
@@ -30,6 +30,15 @@ class LabHost(XenHost):
     @property
     def dom0_faults(self) -> bool:
         return True
+
+    def preflight(self) -> None:
+        try:
+            super().preflight()
+        except HostError as exc:
+            if "no windsor-lease" not in str(exc):
+                raise
+            raise HostError("lab://: the running lab was built before windsor-lease (the lease journal): "
+                            "windsor lab down, then run again (it is rebuilt and booted)") from None
 
     def connect(self) -> Remote:
         from harness.lab.machine import Lab
