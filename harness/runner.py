@@ -83,14 +83,19 @@ def resolve(
     return topology, guests, guest
 
 
-def guard(host: Host, target: Target, fault: type[Fault], allow_destructive: bool) -> None:
-    """The interlocks, checked again on the located target right before injecting."""
+def refusal(host: Host, fault: type[Fault], target: Target, allow_destructive: bool,
+            what: str) -> tuple[str, str] | None:
+    """Why the interlocks refuse `fault` on `target` of `host` (`what` names the case): a few
+    words, and the one-line error with the fix; None when it may run."""
     if fault.destructive and not (host.test_host or allow_destructive):
-        raise UsageError(f"{host.spec.url} is not marked as a test host: set test_host = true for it in an "
-                         "inventory (?inventory=FILE), or pass --allow-destructive")
+        return ("not a test host",
+                f"{host.spec.url} is not marked as a test host, and {fault.name} is destructive: "
+                "set test_host = true for it in an inventory (?inventory=FILE), or pass --allow-destructive")
     if target.domain == "dom0" and not host.dom0_faults:
-        raise UsageError(f"{fault.name} of {target.role} would hit dom0 of {host.spec.url}, which does not allow "
-                         "dom0 faults: set dom0_faults = true in its inventory, or use --no-baseline")
+        return ("dom0 faults not allowed here",
+                f"{what} would hit dom0 of {host.spec.url}, which does not allow dom0 faults: "
+                "set dom0_faults = true in its inventory, or use --no-baseline or --baseline-junit")
+    return None
 
 
 def rollback(host: Host, fault: Fault, healthy: Callable[[], bool], all_pairs: frozenset[Pair],
@@ -160,7 +165,9 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
             raise HostError(f"steady state lost within {steady_timeout:.0f}s of being reached")
         phase("steady")
         target = host.locate(scenario.role, guest)
-        guard(host, target, fault_cls, opts.allow_destructive)
+        refused = refusal(host, fault_cls, target, opts.allow_destructive, f"{scenario.id} on {topology.name}")
+        if refused:  # checked for the whole matrix before anything; again on the located target
+            raise UsageError(refused[1])
         before = {e.name: e.incarnation for e in host.entities()}
         if target.entity not in before:
             raise HostError(f"{scenario.role} should be in {target.entity!r}, which is not on {opts.host} "

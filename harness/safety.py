@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from harness.backend.base import Host, Target
 from harness.errors import UsageError
 from harness.fault import get_fault
+from harness.runner import refusal as runner_refusal
 from harness.runner import resolve
 from harness.scenario import RunOptions, Scenario
 
@@ -60,16 +61,8 @@ def refusal(opts: RunOptions, host: Host, case: PlannedCase) -> tuple[str, str] 
     """Why the interlocks refuse `case` on `host`: (a few words, the one-line error with the fix)."""
     if case.skipped:
         return None
-    if get_fault(case.scenario.fault).destructive and not (host.test_host or opts.allow_destructive):
-        return ("not a test host",
-                f"{host.spec.url} is not marked as a test host, and {case.scenario.fault} is destructive: "
-                "set test_host = true for it in an inventory (?inventory=FILE), or pass --allow-destructive")
-    if case.target.domain == "dom0" and not host.dom0_faults:
-        what = "the baseline" if case.role == "baseline" else "--topology"
-        return ("dom0 faults not allowed here",
-                f"{case.scenario.id} on {case.topology} ({what}) would hit dom0 of {host.spec.url}, which does not "
-                "allow dom0 faults: set dom0_faults = true in its inventory, or use --no-baseline or --baseline-junit")
-    return None
+    what = f"{case.scenario.id} on {case.topology} ({'the baseline' if case.role == 'baseline' else '--topology'})"
+    return runner_refusal(host, get_fault(case.scenario.fault), case.target, opts.allow_destructive, what)
 
 
 def check_interlocks(opts: RunOptions, host: Host, cases: Sequence[PlannedCase]) -> None:
