@@ -4,6 +4,9 @@
   windsor topology NAME|FILE  where each role lives in a topology
   windsor compare JUNIT...    candidate vs baseline, per scenario, from JUnit files
   windsor merge OUT JUNIT...  join shard reports into one; every testcase kept, duplicates flagged
+  windsor report JUNIT... --out DIR [--previous OLD...]
+                              sign-off report: index.html (offline) + report.md, verdict, plots,
+                              regressions and drifts against earlier runs
   windsor recover [--host U]  revert what killed runs left on a host (its lease journal)
   windsor lab up|status|down  the real-Xen lab: build (cached) and boot Xen 4.17 under QEMU
   windsor bench [--quick]     this machine's figures (matrix time, stall accuracy, restarts, scaling)
@@ -61,6 +64,20 @@ def cmd_merge(args: argparse.Namespace) -> int:
     for line in result.duplicates:
         print(f"duplicate: {line}")
     return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from reports.history import Tolerance
+    from reports.render import make
+
+    tolerance = Tolerance.parse(args.tolerance, args.min_drift)
+    written = make(args.junit, args.out, args.previous or (), tolerance)
+    report = written.report
+    print(report.headline)
+    for why in report.reasons[1:]:
+        print(f"  also: {why}")
+    print(f"wrote {written.html} and {written.markdown} ({len(report.rows)} scenarios, {written.pictures} pictures)")
+    return 0 if report.ready or not args.strict else 1
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
@@ -128,6 +145,17 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument("out")
     merge.add_argument("junit", nargs="+")
     merge.set_defaults(func=cmd_merge)
+    report = sub.add_parser("report", help="sign-off report (HTML + Markdown) from JUnit files")
+    report.add_argument("junit", nargs="+", help="JUnit files of this run (shards are fine)")
+    report.add_argument("--out", required=True, metavar="DIR", help="where index.html, report.md and img/ go")
+    report.add_argument("--previous", nargs="+", metavar="OLD", help="earlier runs' JUnit files, oldest first: "
+                        "classify each case (REGR., fixed, still failing, never passed) and find metric drifts")
+    report.add_argument("--tolerance", default="50%",
+                        help="a time drifts when it grows by more than this (default 50%%)")
+    report.add_argument("--min-drift", default="0.1", metavar="SECONDS",
+                        help="... and by more than this many seconds (default 0.1)")
+    report.add_argument("--strict", action="store_true", help="exit 1 unless the report says sign-off ready")
+    report.set_defaults(func=cmd_report)
     recover = sub.add_parser("recover", help="revert what killed runs left on a host (from its lease journal)")
     recover.add_argument("--host", default="sim://", help="host URL (default sim://)")
     recover.set_defaults(func=cmd_recover)

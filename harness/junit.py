@@ -3,6 +3,8 @@ baseline back from an earlier run's JUnit file."""
 
 from __future__ import annotations
 
+import functools
+import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,20 @@ def fmt(value: object) -> str:
     return str(value)
 
 
+@functools.cache
+def harness_version() -> str:
+    """windsor-harness's version, and its git commit when it runs from a checkout."""
+    from harness import __version__
+
+    try:
+        done = subprocess.run(["git", "-C", str(Path(__file__).parent), "describe", "--always", "--dirty"],
+                              capture_output=True, text=True, timeout=10, check=False)
+        commit = done.stdout.strip() if done.returncode == 0 else ""
+    except (OSError, subprocess.TimeoutExpired):
+        commit = ""
+    return f"windsor-harness {__version__}" + (f" ({commit})" if commit else "")
+
+
 def case_properties(r: CaseResult) -> dict[str, str]:
     m = r.metrics
     values: dict[str, object] = {
@@ -45,6 +61,9 @@ def case_properties(r: CaseResult) -> dict[str, str]:
         "noise_s": m.noise_s,
         "impacted": " ".join(f"{g}:{d}" for g, d in sorted(m.impacted)),
         "disturbed": " ".join(r.disturbed),
+        "host": r.host,
+        "build": r.build,
+        "harness": harness_version(),
     }
     return {k: fmt(v) for k, v in values.items()}
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Generator, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -22,10 +23,11 @@ from harness.backend import get_host, host_class
 from harness.backend.base import Host
 from harness.errors import HarnessError, UsageError
 from harness.junit import BaselineJunit, Outcome, case_properties
-from harness.runner import During, run_case
+from harness.runner import CaseResult, During, run_case
 from harness.safety import check_interlocks, describe, plan
 from harness.scenario import Budgets, RunOptions, Scenario, matrix, parse_fault_params
 from harness.signals import install_termination_handlers
+from harness.timeline import attachment_line, file_name
 
 OPTIONS = pytest.StashKey[RunOptions]()
 BASELINES = pytest.StashKey["BaselineJunit | None"]()
@@ -71,6 +73,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--dry-run", dest="windsor_dry_run", action="store_true",
                     help="print which domains each selected scenario would hit, with what and for how long; "
                          "touch nothing")
+    group.addoption("--artifacts", dest="windsor_artifacts", default=None, metavar="DIR",
+                    help="where each case's raw per-guest timelines are written, attached to its JUnit testcase "
+                         "(default: windsor-artifacts/ beside the --junitxml file; none without one)")
+    group.addoption("--build-id", dest="windsor_build_id", default=None, metavar="TEXT",
+                    help="the build under test, as reports should name it (e.g. a CI build number); "
+                         "recorded as the build_id property")
     group.addoption("--allow-destructive", dest="windsor_allow_destructive", action="store_true",
                     help="run destructive faults on a host that is not marked test_host = true in an inventory")
 
@@ -227,21 +235,42 @@ class Windsor:
             pytest.skip(why_not)
         baselines = self.item.config.stash[BASELINES]
         baseline: dict[str, str] | None = None
+        ran: list[CaseResult] = []
         failure = None
         try:
             if baselines is not None:
                 baseline = dict(baselines.get(self.item.name))
             elif opts.baseline_topology:
-                baseline = case_properties(run_case(scenario, opts, opts.baseline_topology, during))
-            outcome = Outcome(run_case(scenario, opts, opts.topology, during), baseline)
+                ran.append(run_case(scenario, opts, opts.baseline_topology, during))
+                baseline = case_properties(ran[-1])
+            ran.append(run_case(scenario, opts, opts.topology, during))
+            outcome = Outcome(ran[-1], baseline)
         except HarnessError as exc:  # a message that names the problem: no traceback needed
             failure = "\n".join([str(exc), *getattr(exc, "__notes__", [])])
         if failure is not None:
             pytest.fail(failure, pytrace=False)
         self.item.user_properties.extend(outcome.properties())
+        build_id = self.item.config.getoption("windsor_build_id")
+        if build_id:
+            self.item.user_properties.append(("build_id", str(build_id)))
         print(outcome.summary_line())
+        where = artifacts_dir(self.item.config)
+        for result in ran if where is not None else ():
+            assert where is not None
+            path = where / file_name(self.item.name, result.topology)
+            result.timeline.write(path)
+            print(attachment_line(path))
         self.item.config.hook.pytest_windsor_result(item=self.item, outcome=outcome)
         return outcome
+
+
+def artifacts_dir(config: pytest.Config) -> Path | None:
+    """--artifacts, else windsor-artifacts/ beside the JUnit file, else None (nothing to attach to)."""
+    chosen = config.getoption("windsor_artifacts")
+    if chosen:
+        return Path(chosen)
+    junit = config.getoption("xmlpath", None)
+    return Path(junit).parent / "windsor-artifacts" if junit else None
 
 
 @pytest.fixture

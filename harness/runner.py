@@ -23,6 +23,7 @@ from harness.fault import Blast, Fault, get_fault
 from harness.metrics import Metrics, PairImpact, compute
 from harness.model import GuestSpec, Pair, check_role, fleet, pairs
 from harness.scenario import RunOptions, Scenario
+from harness.timeline import Timeline
 from harness.topology import Topology, load_topology
 from harness.waiting import wait_until
 
@@ -42,6 +43,9 @@ class CaseResult:
     fault_window_s: float
     seed: int
     phases: Mapping[str, float]  # wall seconds: boot, steady (incl. the quiet window), fault, recovery, teardown
+    host: str  # the host URL
+    build: str  # what runs on the host (Host.build)
+    timeline: Timeline  # every guest device's operations around the fault
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,7 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
         log.info("booting %s on %s with %d guests", topology.name, opts.host, len(guests))
         host.boot(topology, guests, opts.cadence_s, opts.seed)
         phase("boot")
+        build = host.build()
         booted = host.now()
         steady_timeout = host.steady_timeout_s
         if not wait_until("steady state: every guest device progressing",
@@ -223,5 +228,8 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
         progress, all_pairs, blast.expected(guests), ((t_steady, t0), (t_calm, t_end)), t0, t_end, opts.cadence_s,
         opts.impact_threshold_s, restart_s, lost, survived,
     )
+    timeline = Timeline.cut(scenario.id, topology.name, opts.host, opts.cadence_s, progress, all_pairs, t_steady, t0,
+                            t_end, t_reverted - t0, restart_s, metrics.guest_recovery_s, metrics.impacted,
+                            metrics.expected)
     return CaseResult(scenario, topology.name, target, blast, metrics, impacts, disturbed,
-                      t_reverted - t0, opts.seed, phases)
+                      t_reverted - t0, opts.seed, phases, opts.host, build, timeline)

@@ -1,10 +1,11 @@
 """Joining shard reports (one JUnit file per runner) into one, losing nothing.
 
 Every testsuite of every input is kept whole, named after its file, so every testcase survives —
-including two runs of the same case on different shards, which junitparser's ``+`` would keep
-too but nobody would notice: each repeat gets a ``windsor.duplicate_of`` property naming the
-file that had it first, and is listed. The output is written beside its final name and renamed
-into place, and read back: the merge fails unless it holds exactly as many cases as its inputs.
+including two runs of the same case (same class, name and host) on different shards, which
+junitparser's ``+`` would keep too but nobody would notice: each repeat gets a
+``windsor.duplicate_of`` property naming the file that had it first, and is listed. The output
+is written beside its final name and renamed into place, and read back: the merge fails unless
+it holds exactly as many cases as its inputs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from junitparser.xunit2 import JUnitXml, TestCase
 
 from harness.atomic import replacing
 from harness.errors import HarnessError
-from harness.junit import read_cases, read_suites
+from harness.junit import case_props, read_cases, read_suites
 
 
 @dataclass(frozen=True)
@@ -29,17 +30,19 @@ class Merged:
 def merge(paths: list[str], out: str) -> Merged:
     suites = [(path, suite) for path in paths for suite in read_suites(path, "merge: ")]
     merged = JUnitXml("windsor")
-    first: dict[tuple[str, str], str] = {}
+    first: dict[tuple[str, str, str], str] = {}
     duplicates = []
     total = 0
     for path, suite in suites:
         suite.name = f"{Path(path).name}:{suite.name}"
         for item in suite:
             case = cast(TestCase, item)
-            key = (str(case.classname), str(case.name))
+            host = case_props(case).get("host", "")  # the same test on another host is not a repeat
+            key = (str(case.classname), str(case.name), host)
             if key in first:
                 case.add_property("windsor.duplicate_of", first[key])
-                duplicates.append(f"{key[0]}::{key[1]} in {path} (first in {first[key]})")
+                on = f" on {host}" if host else ""
+                duplicates.append(f"{key[0]}::{key[1]}{on} in {path} (first in {first[key]})")
             else:
                 first[key] = path
             total += 1

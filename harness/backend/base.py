@@ -115,6 +115,13 @@ class Host(ABC):
     def boot(self, topology: Topology, guests: Sequence[GuestSpec], cadence: float, seed: int) -> None:
         """Boot the topology, then create and start the guests; return when all are running."""
 
+    def build(self) -> str:
+        """What runs on this host, for reports: the hypervisor and control domain versions (asked
+        once the host is booted). By default, the harness's own version."""
+        from harness import __version__
+
+        return f"{self.spec.scheme} host, windsor-harness {__version__}"
+
     @abstractmethod
     def shutdown(self) -> None:
         """Stop everything; afterwards nothing of this host runs. Safe to call twice."""

@@ -202,6 +202,16 @@ class XenHost(Host):
                           topology_up, TOPO_TIMEOUT_S):
             raise HostError(f"{self.spec.url}: topology not up within {TOPO_TIMEOUT_S:.0f}s")
 
+    def build(self) -> str:
+        """Xen's version and changeset and dom0's kernel, from the host itself."""
+        out = self.remote.run("xl info | grep -E '^(xen_version|xen_changeset) '; uname -r", timeout=30)
+        facts = {k.strip(): v.strip() for k, v in (x.split(":", 1) for x in out.out.splitlines() if ":" in x)}
+        kernel = next((x for x in out.out.splitlines() if ":" not in x and x.strip()), "?").strip()
+        if not out.ok or "xen_version" not in facts:
+            return f"Xen (version unknown: xl info failed), dom0 Linux {kernel}"
+        changeset = facts.get("xen_changeset", "")
+        return f"Xen {facts['xen_version']}" + (f" ({changeset})" if changeset else "") + f", dom0 Linux {kernel}"
+
     def shutdown(self) -> None:
         if self._remote is not None and self.plan is not None:
             try:

@@ -1,0 +1,190 @@
+"""What a sign-off report says, from JUnit files alone: per scenario the topology under test
+beside its monolithic baseline, the improvement ratio, where the run came from, and the verdict
+(sign-off ready or not, and why). Rendering is reports/render.py's job."""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.timeline import Timeline
+from reports.cases import Case
+from reports.history import History, Verdict, fmt_value
+
+NOTHING_S = 0.001  # below this, a downtime is none at all
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str
+    short: str  # a column heading
+
+
+METRICS = (
+    Metric("guests_impacted", "blast radius (guests impacted)", "", "blast radius"),
+    Metric("max_guest_downtime_s", "max guest downtime", "s", "max downtime s"),
+    Metric("service_restart_s", "service restart", "s", "restart s"),
+    Metric("guest_recovery_s", "guest recovery", "s", "recovery s"),
+    Metric("acked_writes_lost", "acked writes lost", "", "acked lost"),
+    Metric("host_survived", "host survived", "", "host survived"),
+)
+
+
+def shown(case: Case, key: str, baseline: bool = False) -> str:
+    """A metric as the report shows it (raw JUnit values are kept in data-value attributes)."""
+    pre = "baseline." if baseline else ""
+    raw = case.props.get(pre + key)
+    if raw is None:
+        return "—"
+    if key == "guests_impacted":
+        return f"{raw}/{case.props.get(pre + 'guests_total', '?')}"
+    if key == "host_survived":
+        return "yes" if raw == "true" else "NO (host crashed)" if raw == "false" else raw
+    if key.endswith("_s"):
+        value = case.value(key, baseline)
+        return "none" if value is None else f"{value:.3f}"
+    return raw
+
+
+def improvement(case: Case) -> tuple[float | None, str]:
+    """Baseline max guest downtime ÷ candidate max guest downtime: how many times shorter the
+    worst outage of any guest was on the topology under test."""
+    mine, base = case.value("max_guest_downtime_s"), case.value("max_guest_downtime_s", baseline=True)
+    if mine is None or base is None:
+        return None, "—"
+    if mine < NOTHING_S:
+        return (None, "no downtime either side") if base < NOTHING_S else (float("inf"), "∞ (no downtime)")
+    ratio = base / mine
+    return ratio, f"×{ratio:.1f}" if ratio < 100 else f"×{ratio:.0f}"
+
+
+@dataclass(frozen=True)
+class Row:
+    case: Case
+    verdict: Verdict | None
+    ratio: float | None
+    ratio_text: str
+    timelines: tuple[Timeline, ...]  # the candidate's first, then the baseline's (those found)
+
+
+@dataclass(frozen=True)
+class Report:
+    generated: str
+    sources: tuple[str, ...]
+    facts: tuple[tuple[str, str], ...]  # host, build, build id, harness, seed, topologies
+    ready: bool
+    headline: str
+    reasons: tuple[str, ...]  # what blocks sign-off
+    notes: tuple[str, ...]  # what a reader should know, without blocking
+    rows: tuple[Row, ...]
+    others: tuple[Case, ...]  # testcases without Windsor properties
+    duplicates: tuple[Case, ...]
+    history: History | None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for r in self.rows:
+            out[r.case.status] += 1
+        return dict(out)
+
+
+def distinct(cases: Sequence[Case], key: str) -> str:
+    values = sorted({c.props[key] for c in cases if c.props.get(key)})
+    return ", ".join(values) if values else "—"
+
+
+def timelines_of(case: Case) -> tuple[tuple[Timeline, ...], list[str]]:
+    found, problems = [], []
+    for path in case.attachments:
+        if not path.name.endswith(".timeline.json"):
+            continue
+        try:
+            found.append(Timeline.load(path))
+        except Exception as exc:  # one bad artifact must not sink the report: it is said instead
+            problems.append(str(exc))
+    mine = case.props.get("topology")
+    found.sort(key=lambda t: t.topology != mine)
+    return tuple(found), problems
+
+
+def names(cases: Sequence[Case], limit: int = 8) -> str:
+    listed = [c.scenario + (f" on {c.host}" if c.host else "") for c in cases]
+    return ", ".join(listed[:limit]) + (f" and {len(listed) - limit} more" if len(listed) > limit else "")
+
+
+def build(cases: Sequence[Case], sources: Sequence[str], history: History | None) -> Report:
+    firsts = [c for c in cases if c.duplicate_of is None]
+    windsor = [c for c in firsts if c.is_windsor or (c.name.startswith("test_fault_contained") and c.status != "pass")]
+    others = tuple(c for c in firsts if c not in windsor)
+    duplicates = tuple(c for c in cases if c.duplicate_of is not None)
+    reasons: list[str] = []
+    notes: list[str] = []
+    rows = []
+    for c in windsor:
+        lines, problems = timelines_of(c)
+        notes.extend(f"{c.scenario}: {p}" for p in problems)
+        ratio, text = improvement(c)
+        rows.append(Row(c, history.of(c) if history else None, ratio, text, lines))
+    failed = [c for c in windsor if c.failed]
+    passed = [c for c in windsor if c.passed]
+    skipped = [c for c in windsor if c.status == "skip"]
+    if not windsor:
+        reasons.append("no Windsor scenarios in the input (no testcase has Windsor properties)")
+    if failed:
+        reasons.append(f"{len(failed)} of {len(windsor)} scenarios failed: {names(failed)}")
+    broken = [c for c in others if c.failed]
+    if broken:
+        reasons.append(f"{len(broken)} other testcases failed: {', '.join(c.name for c in broken[:8])}")
+    if history is not None:
+        regr = [v.case for v in history.verdicts if v.klass == "REGR."]
+        if regr:
+            reasons.append(f"{len(regr)} regressions (REGR.: passed last time, fail now): {names(regr)}")
+        worse = [(v.case, d) for v in history.verdicts for d in v.worse]
+        if worse:
+            reasons.append(f"{len(worse)} metrics drifted beyond tolerance (+{history.tolerance.ratio:.0%} and "
+                           f"{fmt_value(history.tolerance.floor_s)} s): "
+                           + "; ".join(f"{c.scenario}: {d.describe()}" for c, d in worse[:6])
+                           + (f" and {len(worse) - 6} more" if len(worse) > 6 else ""))
+        if history.missing:
+            reasons.append(f"{len(history.missing)} scenarios that passed before did not run: {names(history.missing)}")
+    first = {c.key: c for c in firsts}
+    flaky = [d for d in duplicates if d.key in first and d.status != first[d.key].status]
+    if flaky:
+        reasons.append(f"{len(flaky)} cases ran twice with different results (flaky): {names(flaky)}")
+    if skipped:
+        notes.append(f"{len(skipped)} scenarios skipped: "
+                     + "; ".join(f"{c.scenario} ({c.message or 'no reason given'})" for c in skipped[:6]))
+    no_base = [c for c in windsor if c.is_windsor and not c.has_baseline]
+    if no_base:
+        notes.append(f"{len(no_base)} scenarios have no baseline to compare with: {names(no_base)}")
+    lost = [c for c in windsor if c.missing]
+    if lost:
+        notes.append(f"{len(lost)} scenarios attach timelines that were not found (archive windsor-artifacts/ beside "
+                     f"the JUnit file): {names(lost)}")
+    if duplicates:
+        notes.append(f"{len(duplicates)} repeated cases (windsor merge's windsor.duplicate_of) shown once: "
+                     f"{names(duplicates)}")
+    ready = not reasons
+    hosts = distinct(windsor, "host")
+    if ready:
+        headline = (f"READY for sign-off: {len(passed)} of {len(windsor)} scenarios passed on {hosts}: every fault "
+                    "stayed within its blast radius, every service restarted within budget, no acknowledged write lost"
+                    + (f"; {len(skipped)} skipped" if skipped else "")
+                    + (f"; no regression or drift against {len(history.previous)} previous runs" if history else ""))
+    else:
+        more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
+        headline = f"NOT READY for sign-off: {reasons[0]}{more}"
+    facts = (("host", hosts), ("build", distinct(windsor, "build")), ("build id", distinct(windsor, "build_id")),
+             ("harness", distinct(windsor, "harness")), ("seed", distinct(windsor, "seed")),
+             ("topology under test", distinct(windsor, "topology")),
+             ("baseline", distinct(windsor, "baseline.topology")),
+             ("guests", distinct(windsor, "guests_total")))
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return Report(now, tuple(str(Path(s)) for s in sources), facts, ready, headline, tuple(reasons), tuple(notes),
+                  tuple(rows), others, duplicates, history)
