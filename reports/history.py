@@ -63,11 +63,17 @@ class Drift:
 
     def describe(self) -> str:
         label = LABELS[self.metric]
-        if self.now is None or self.before is None:
-            return f"{label} {fmt_value(self.before)} → {fmt_value(self.now)}"
-        unit = " s" if self.metric in SECONDS else ""
-        change = f" ({(self.now - self.before) / self.before:+.0%})" if self.before else ""
-        return f"{label} {fmt_value(self.before)}{unit} → {fmt_value(self.now)}{unit}{change}"
+
+        def shown(v: float | None) -> str:
+            return fmt_value(v) + (" s" if v is not None and self.metric in SECONDS else "")
+
+        change = f" ({(self.now - self.before) / self.before:+.0%})" if self.now is not None and self.before else ""
+        return f"{label} {shown(self.before)} → {shown(self.now)}{change}"
+
+
+def plural(n: int, word: str) -> str:
+    """1 regression, 2 regressions; 1 scenario ran twice, 2 scenarios ..."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def fmt_value(v: float | None) -> str:

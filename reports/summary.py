@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.timeline import Timeline
 from reports.cases import Case
-from reports.history import History, Verdict, fmt_value
+from reports.history import History, Verdict, fmt_value, plural
 
 NOTHING_S = 0.001  # below this, a downtime is none at all
 
@@ -137,38 +137,40 @@ def build(cases: Sequence[Case], sources: Sequence[str], history: History | None
     if not windsor:
         reasons.append("no Windsor scenarios in the input (no testcase has Windsor properties)")
     if failed:
-        reasons.append(f"{len(failed)} of {len(windsor)} scenarios failed: {names(failed)}")
+        reasons.append(f"{len(failed)} of {plural(len(windsor), 'scenario')} failed: {names(failed)}")
     broken = [c for c in others if c.failed]
     if broken:
-        reasons.append(f"{len(broken)} other testcases failed: {', '.join(c.name for c in broken[:8])}")
+        reasons.append(f"{plural(len(broken), 'other testcase')} failed: {', '.join(c.name for c in broken[:8])}")
     if history is not None:
         regr = [v.case for v in history.verdicts if v.klass == "REGR."]
         if regr:
-            reasons.append(f"{len(regr)} regressions (REGR.: passed last time, fail now): {names(regr)}")
+            reasons.append(f"{plural(len(regr), 'regression')} (REGR.: passed last time, fail now): {names(regr)}")
         worse = [(v.case, d) for v in history.verdicts for d in v.worse]
         if worse:
-            reasons.append(f"{len(worse)} metrics drifted beyond tolerance (+{history.tolerance.ratio:.0%} and "
-                           f"{fmt_value(history.tolerance.floor_s)} s): "
+            tol = history.tolerance
+            reasons.append(f"{plural(len(worse), 'metric')} drifted beyond tolerance (+{tol.ratio:.0%} and "
+                           f"{fmt_value(tol.floor_s)} s): "
                            + "; ".join(f"{c.scenario}: {d.describe()}" for c, d in worse[:6])
                            + (f" and {len(worse) - 6} more" if len(worse) > 6 else ""))
         if history.missing:
-            reasons.append(f"{len(history.missing)} scenarios that passed before did not run: {names(history.missing)}")
+            gone = history.missing
+            reasons.append(f"{plural(len(gone), 'scenario')} that passed before did not run: {names(gone)}")
     first = {c.key: c for c in firsts}
     flaky = [d for d in duplicates if d.key in first and d.status != first[d.key].status]
     if flaky:
-        reasons.append(f"{len(flaky)} cases ran twice with different results (flaky): {names(flaky)}")
+        reasons.append(f"{plural(len(flaky), 'case')} ran twice with different results (flaky): {names(flaky)}")
     if skipped:
-        notes.append(f"{len(skipped)} scenarios skipped: "
+        notes.append(f"{plural(len(skipped), 'scenario')} skipped: "
                      + "; ".join(f"{c.scenario} ({c.message or 'no reason given'})" for c in skipped[:6]))
     no_base = [c for c in windsor if c.is_windsor and not c.has_baseline]
     if no_base:
-        notes.append(f"{len(no_base)} scenarios have no baseline to compare with: {names(no_base)}")
+        notes.append(f"{plural(len(no_base), 'scenario')} without a baseline to compare with: {names(no_base)}")
     lost = [c for c in windsor if c.missing]
     if lost:
-        notes.append(f"{len(lost)} scenarios attach timelines that were not found (archive windsor-artifacts/ beside "
-                     f"the JUnit file): {names(lost)}")
+        notes.append(f"timelines attached but not found for {plural(len(lost), 'scenario')} (archive "
+                     f"windsor-artifacts/ beside the JUnit file): {names(lost)}")
     if duplicates:
-        notes.append(f"{len(duplicates)} repeated cases (windsor merge's windsor.duplicate_of) shown once: "
+        notes.append(f"{plural(len(duplicates), 'repeated case')} (windsor merge's windsor.duplicate_of) shown once: "
                      f"{names(duplicates)}")
     ready = not reasons
     hosts = distinct(windsor, "host")
@@ -176,7 +178,8 @@ def build(cases: Sequence[Case], sources: Sequence[str], history: History | None
         headline = (f"READY for sign-off: {len(passed)} of {len(windsor)} scenarios passed on {hosts}: every fault "
                     "stayed within its blast radius, every service restarted within budget, no acknowledged write lost"
                     + (f"; {len(skipped)} skipped" if skipped else "")
-                    + (f"; no regression or drift against {len(history.previous)} previous runs" if history else ""))
+                    + (f"; no regression or drift against {plural(len(history.previous), 'previous run')}"
+                       if history else ""))
     else:
         more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
         headline = f"NOT READY for sign-off: {reasons[0]}{more}"

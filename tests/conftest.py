@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
+import helpers
 import pytest
 from helpers import CADENCE
 
@@ -23,6 +25,16 @@ def booted() -> Iterator[tuple[SimHost, tuple[GuestSpec, ...]]]:
     with host:
         host.boot(load_topology("disaggregated"), guests, CADENCE, 0)
         yield host, guests
+
+
+@pytest.fixture(scope="session")
+def matrix_junit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`pytest suites` as the quick start runs it: the whole matrix on sim://, with its JUnit file
+    and windsor-artifacts/ beside it (shared by the end-to-end and the report tests)."""
+    junit = tmp_path_factory.mktemp("matrix") / "junit.xml"
+    done = helpers.run(*helpers.pytest_argv("suites", "--junitxml", str(junit), "-q"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    return junit
 
 
 @pytest.fixture(scope="session")

@@ -109,17 +109,26 @@ def test_malformed_topology_and_junit_files(tmp_path: Path) -> None:
     (["merge", "{dir}/out.xml", "/no/such.xml"], "no such file"),
     (["merge", "{dir}/out.xml", "{dir}/broken.toml"], "is not a JUnit XML file"),
     (["merge", "{dir}/out.xml"], "required"),
+    (["report", "/no/such.xml", "--out", "{dir}/rep"], "no such file"),
+    (["report", "{dir}/broken.toml", "--out", "{dir}/rep"], "is not a JUnit XML file"),
+    (["report", "{dir}/ok.xml"], "required: --out"),
+    (["report", "{dir}/ok.xml", "--out", "{dir}/broken.toml"], "is not a directory"),
+    (["report", "{dir}/ok.xml", "--out", "{dir}/rep", "--previous", "/no/old.xml"], "no such file"),
+    (["report", "{dir}/ok.xml", "--out", "{dir}/rep", "--tolerance", "lots"], "give numbers"),
+    (["report", "{dir}/ok.xml", "--out", "{dir}/rep", "--min-drift", "-1"], "use 0-10000 %"),
     (["recover", "--host", "ftp://x"], "unknown host scheme"),
     (["recover", "--host", "xen+ssh://root@127.0.0.1:1"], "does not answer over ssh"),
 ])
 def test_bad_cli_input(args: list[str], fragment: str, tmp_path: Path) -> None:
     (tmp_path / "broken.toml").write_text("[[host]\n")
+    (tmp_path / "ok.xml").write_text('<testsuites><testsuite name="s"><testcase classname="c" name="t"/></testsuite>'
+                                     "</testsuites>")
     args = [a.replace("{dir}", str(tmp_path)) for a in args]
     done = run("windsor", *args, timeout=60)
     lines = [x for x in (done.stdout + done.stderr).splitlines() if x.strip()]
     assert done.returncode == 2 and len(lines) == 1 and fragment in lines[0], lines
     assert "Traceback" not in done.stderr
-    assert not (tmp_path / "out.xml").exists()  # nothing half-made either
+    assert not (tmp_path / "out.xml").exists() and not (tmp_path / "rep").exists()  # nothing half-made either
 
 
 def test_nothing_left_running() -> None:

@@ -3,7 +3,6 @@ and a failing run that still leaves no process behind."""
 
 from pathlib import Path
 
-import pytest
 from helpers import pytest_argv, run, sim_processes
 from junitparser.xunit2 import JUnitXml
 
@@ -20,14 +19,6 @@ def cases(path: Path) -> dict[str, tuple[bool, dict[str, str], str]]:
             props = {p.name: p.value for p in case.properties()}
             out[case.name] = (case.is_passed, props, case.system_out or "")
     return out
-
-
-@pytest.fixture(scope="module")
-def matrix_junit(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    junit = tmp_path_factory.mktemp("matrix") / "junit.xml"
-    done = run(*pytest_argv("suites", "--junitxml", str(junit), "-q"))
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    return junit
 
 
 def test_matrix_is_green_with_baseline_in_every_case(matrix_junit: Path) -> None:

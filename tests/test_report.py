@@ -1,0 +1,197 @@
+"""`windsor report` from the matrix's own JUnit (and its attached timelines), read back the way a
+person sees it: in a real headless Chromium with the network cut off. The numbers on the page
+are checked against the JUnit properties, one by one."""
+
+from __future__ import annotations
+
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from helpers import run
+from junitparser.xunit2 import JUnitXml
+
+from harness.junit import case_props, read_cases
+from harness.timeline import Timeline, attachments
+from reports.browser import executable, look
+
+METRIC_KEYS = ("guests_impacted", "max_guest_downtime_s", "service_restart_s", "guest_recovery_s",
+               "acked_writes_lost", "host_survived")
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+class Cells(HTMLParser):
+    """Every `td[data-key]` of the rows `tr[data-case]`: (case, key, side) -> (data-value, text)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: dict[tuple[str, str, str], tuple[str, str]] = {}
+        self.case: str | None = None
+        self.open: tuple[str, str, str] | None = None
+        self.raw = ""
+        self.text = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "tr" and a.get("data-case"):
+            self.case = a["data-case"]
+        elif tag == "td" and self.case and a.get("data-key"):
+            self.open = (self.case, a["data-key"] or "", a.get("data-side") or "")
+            self.raw, self.text = a.get("data-value") or "", ""
+
+    def handle_data(self, data: str) -> None:
+        if self.open:
+            self.text += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self.open:
+            self.cells[self.open] = (self.raw, self.text.strip())
+            self.open = None
+        elif tag == "tr":
+            self.case = None
+
+
+def expected_text(key: str, props: dict[str, str], prefix: str) -> str:
+    raw = props[prefix + key]
+    if key == "guests_impacted":
+        return f"{raw}/{props[prefix + 'guests_total']}"
+    if key == "host_survived":
+        return "yes" if raw == "true" else "NO (host crashed)"
+    if key.endswith("_s"):
+        return "none" if raw == "none" else f"{float(raw):.3f}"
+    return raw
+
+
+def check_numbers(cells: dict[tuple[str, str, str], tuple[str, str]], junit: Path) -> int:
+    """Every metric of every case, under test and baseline, as the JUnit file has it; returns how
+    many cells were checked."""
+    checked = 0
+    for case in read_cases(str(junit)):
+        props = case_props(case)
+        for key in METRIC_KEYS:
+            for side, prefix in (("test", ""), ("base", "baseline.")):
+                raw, text = cells[(str(case.name), key, side)]
+                assert raw == props[prefix + key], (case.name, key, side)
+                assert text == expected_text(key, props, prefix), (case.name, key, side, text)
+                checked += 1
+        mine, base = float(props["max_guest_downtime_s"]), float(props["baseline.max_guest_downtime_s"])
+        ratio = cells[(str(case.name), "improvement", "")][1]
+        if mine >= 0.001:
+            assert ratio == (f"×{base / mine:.1f}" if base / mine < 100 else f"×{base / mine:.0f}"), (case.name, ratio)
+        assert cells[(str(case.name), "result", "")][1] == ("pass" if case.is_passed else "fail")
+    return checked
+
+
+def report(*args: str) -> str:
+    done = run("windsor", "report", *args, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def matrix_report(matrix_junit: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    said = report(str(matrix_junit), "--out", str(out))
+    assert said.startswith("READY for sign-off: 18 of 18 scenarios passed on sim://"), said
+    return out
+
+
+def test_timelines_are_attached_to_each_testcase(matrix_junit: Path) -> None:
+    for case in read_cases(str(matrix_junit)):
+        props = case_props(case)
+        attached = attachments(case.system_out or "")
+        assert len(attached) == 2, case.name  # the baseline's and the candidate's
+        seen = {}
+        for path in attached:
+            t = Timeline.load(path)
+            seen[t.topology] = t
+            assert all(len(ops) > 10 for ops in t.ops.values()), (case.name, path)
+            assert t.fault_end_s >= 0 and min(min(v) for v in t.ops.values()) < 0 < max(max(v) for v in t.ops.values())
+        mine = seen[props["topology"]]
+        assert {k.replace("/", ":") for k in mine.impacted} == set(props["impacted"].split())
+        assert len({k.split("/")[0] for k in mine.impacted}) == int(props["guests_impacted"])
+        assert {k.split("/")[0] for k in mine.ops} == {f"g{i:02d}" for i in range(1, int(props["guests_total"]) + 1)}
+        base = seen[props["baseline.topology"]]
+        assert len({k.split("/")[0] for k in base.impacted}) == int(props["baseline.guests_impacted"])
+
+
+def test_markdown_matches_junit(matrix_report: Path, matrix_junit: Path) -> None:
+    md = (matrix_report / "report.md").read_text()
+    assert md.splitlines()[2].startswith("**READY for sign-off")
+    rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ") and " / " in line}
+    for case in read_cases(str(matrix_junit)):
+        props = case_props(case)
+        line = rows[str(case.name).split("[")[1].rstrip("]")]
+        for key in METRIC_KEYS:
+            assert f" {expected_text(key, props, '')} / {expected_text(key, props, 'baseline.')} |" in line, (key, line)
+    images = sorted(p.name for p in (matrix_report / "img").iterdir())
+    assert len(images) == 19 and "summary.png" in images  # the summary and one timeline per scenario
+    for name in images:
+        assert f"](img/{name})" in md
+        assert (matrix_report / "img" / name).read_bytes().startswith(PNG)
+
+
+def test_page_renders_offline_in_chromium(matrix_report: Path, matrix_junit: Path) -> None:
+    if executable() is None:
+        pytest.fail("no chromium on PATH: apt-get install chromium (ci/bootstrap.sh does, as root)")
+    page = matrix_report / "index.html"
+    html = page.read_text()
+    assert "http://" not in html and "https://" not in html  # nothing that could be fetched
+    seen = look(page)
+    assert seen.fetched == (), seen.fetched
+    assert seen.title == "Windsor resilience report — READY"
+    assert len(seen.images) == 19 and all(i["ok"] and i["width"] > 600 for i in seen.images), seen.images
+    assert seen.tables["scenarios"] == 2 + 18 and seen.tables["facts"] >= 10
+    cells = Cells()
+    cells.feed(seen.dom)  # what the browser built, not the file
+    assert check_numbers(cells.cells, matrix_junit) == 18 * 6 * 2
+
+
+def test_report_from_archived_artifacts(matrix_junit: Path, tmp_path: Path) -> None:
+    """A report made later, elsewhere: the JUnit file and windsor-artifacts/ moved together."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    shutil.copy(matrix_junit, archive / "nightly.xml")
+    shutil.copytree(matrix_junit.parent / "windsor-artifacts", archive / "windsor-artifacts")
+    report(str(archive / "nightly.xml"), "--out", str(tmp_path / "a"))
+    assert len(list((tmp_path / "a" / "img").iterdir())) == 19
+    # without them, the report still comes out, and says what it could not find
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(matrix_junit, alone / "nightly.xml")
+    moved = matrix_junit.parent / "windsor-artifacts"
+    hidden = matrix_junit.parent / "hidden-artifacts"
+    moved.rename(hidden)
+    try:
+        report(str(alone / "nightly.xml"), "--out", str(tmp_path / "b"))
+    finally:
+        hidden.rename(moved)
+    md = (tmp_path / "b" / "report.md").read_text()
+    assert "timelines attached but not found for 18 scenarios" in md
+    assert [p.name for p in (tmp_path / "b" / "img").iterdir()] == ["summary.png"]
+
+
+def test_three_shards_merged_then_reported(matrix_junit: Path, tmp_path: Path) -> None:
+    """Three runners' shards (each a third of the matrix, one case run twice) merged: every case
+    kept, the repeat flagged and shown once."""
+    names = [str(c.name) for c in read_cases(str(matrix_junit))]
+    shards = []
+    for i in range(3):
+        xml = JUnitXml.fromstring(matrix_junit.read_text())
+        for suite in xml:
+            for case in list(suite):
+                if names.index(case.name) % 3 != i and not (i == 2 and case.name == names[0]):
+                    suite.remove_testcase(case)
+        shard = tmp_path / f"shard{i}.xml"
+        xml.write(str(shard))
+        shards.append(shard)
+    merged = tmp_path / "all.xml"
+    done = run("windsor", "merge", str(merged), *map(str, shards))
+    assert done.returncode == 0 and "merged 19 testcases from 3 files" in done.stdout, done.stdout + done.stderr
+    assert sum(1 for _ in read_cases(str(merged))) == 19
+    out = tmp_path / "rep"
+    said = report(str(merged), "--out", str(out), "--previous", str(matrix_junit))
+    assert said.startswith("READY for sign-off: 18 of 18"), said
+    md = (out / "report.md").read_text()
+    assert f"1 repeated case (windsor merge's windsor.duplicate_of) shown once: {names[0].split('[')[1][:-1]}" in md
