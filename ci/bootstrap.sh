@@ -31,6 +31,11 @@ if [ "$missing" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; th
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         qemu-system-x86 debootstrap cpio kmod openssh-client gcc libc6-dev >/dev/null
 fi
+# windsor report's page is checked in a real headless browser (tests/test_report.py): Debian's chromium.
+if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "bootstrap: installing chromium (the report page's browser check)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 echo "bootstrap: .venv ready ($(.venv/bin/python --version))"

@@ -53,12 +53,16 @@ def shown(case: Case, key: str, baseline: bool = False) -> str:
 
 def improvement(case: Case) -> tuple[float | None, str]:
     """Baseline max guest downtime ÷ candidate max guest downtime: how many times shorter the
-    worst outage of any guest was on the topology under test."""
+    worst outage of any guest was on the topology under test. Only where a guest noticed: with no
+    guest impacted on either side, both downtimes are the machine's jitter, not an outage."""
     mine, base = case.value("max_guest_downtime_s"), case.value("max_guest_downtime_s", baseline=True)
+    hit, base_hit = case.value("guests_impacted"), case.value("guests_impacted", baseline=True)
     if mine is None or base is None:
         return None, "—"
-    if mine < NOTHING_S:
-        return (None, "no downtime either side") if base < NOTHING_S else (float("inf"), "∞ (no downtime)")
+    if not hit and not base_hit:
+        return None, "no impact either side"
+    if not hit or mine < NOTHING_S:
+        return float("inf"), "∞ (no impact)"
     ratio = base / mine
     return ratio, f"×{ratio:.1f}" if ratio < 100 else f"×{ratio:.0f}"
 
@@ -136,6 +140,8 @@ def build(cases: Sequence[Case], sources: Sequence[str], history: History | None
     skipped = [c for c in windsor if c.status == "skip"]
     if not windsor:
         reasons.append("no Windsor scenarios in the input (no testcase has Windsor properties)")
+    if windsor and not passed and not failed:
+        reasons.append(f"no scenario ran: all {len(windsor)} skipped")
     if failed:
         reasons.append(f"{len(failed)} of {plural(len(windsor), 'scenario')} failed: {names(failed)}")
     broken = [c for c in others if c.failed]
@@ -175,8 +181,9 @@ def build(cases: Sequence[Case], sources: Sequence[str], history: History | None
     ready = not reasons
     hosts = distinct(windsor, "host")
     if ready:
-        headline = (f"READY for sign-off: {len(passed)} of {len(windsor)} scenarios passed on {hosts}: every fault "
-                    "stayed within its blast radius, every service restarted within budget, no acknowledged write lost"
+        of = plural(len(windsor), "scenario")
+        headline = (f"READY for sign-off: {len(passed)} of {of} passed on {hosts}: every fault stayed within "
+                    "its blast radius, every service restarted within budget, no acknowledged write lost"
                     + (f"; {len(skipped)} skipped" if skipped else "")
                     + (f"; no regression or drift against {plural(len(history.previous), 'previous run')}"
                        if history else ""))

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 from helpers import pytest_argv, run
+from report_check import Cells, check_numbers, report
 
 from harness.junit import case_props, read_cases
 from harness.lab.machine import Lab
 from harness.waiting import wait_until
+from reports.browser import look
 
 pytestmark = pytest.mark.lab
 
@@ -92,3 +94,13 @@ def test_suite_on_real_xen_netback_kill(lab: Lab, tmp_path: Path) -> None:
     assert props["baseline.guests_impacted"] == props["baseline.guests_total"]
     assert props["baseline.guest_recovery_s"] not in ("", "None")
     assert props["baseline.acked_writes_lost"] == "0"
+    # the sign-off report of it, as a browser shows it: numbers from the JUnit, Xen's own version
+    out = tmp_path / "report"
+    said = report(str(junit), "--out", str(out))
+    assert said.startswith("READY for sign-off: 1 of 1 scenario passed on lab://"), said
+    seen = look(out / "index.html")
+    assert seen.fetched == () and len(seen.images) == 2 and all(i["ok"] for i in seen.images), seen.images
+    cells = Cells()
+    cells.feed(seen.dom)
+    assert check_numbers(cells.cells, junit) == 12
+    assert '<td data-fact="build">Xen 4.17' in seen.dom and "dom0 Linux 6.1" in seen.dom

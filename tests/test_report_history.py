@@ -124,3 +124,24 @@ def test_report_says_not_ready_and_why(tmp_path: Path) -> None:
     same = run("windsor", "report", prev, "--out", str(tmp_path / "same"), "--previous", prev)
     assert same.stdout.startswith("NOT READY for sign-off: 3 of 10 scenarios failed"), same.stdout
     assert "drifted" not in same.stdout and "REGR." not in same.stdout
+
+
+def test_merge_keys_on_host_and_flaky_repeats_block(tmp_path: Path) -> None:
+    """The same test on sim:// and on the lab is two cases; the same case on two shards of one
+    host is a repeat, and a repeat with another result blocks sign-off as flaky."""
+    sim = junit(tmp_path / "sim.xml", case("netback-kill", "pass"), case("blkback-kill", "pass"))
+    lab = junit(tmp_path / "lab.xml", case("netback-kill", "pass", host="lab://"))
+    again = junit(tmp_path / "again.xml", case("blkback-kill", "fail"))
+    merged = tmp_path / "all.xml"
+    done = run("windsor", "merge", str(merged), sim, lab, again)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"merged 4 testcases from 3 files into {merged}",
+        f"duplicate: suites.test_resilience::test_fault_contained[blkback-kill] on sim:// in {again} (first in {sim})"]
+    out = tmp_path / "rep"
+    said = run("windsor", "report", str(merged), "--out", str(out)).stdout
+    assert said.startswith("NOT READY for sign-off: 1 case ran twice with different results (flaky): "
+                           "blkback-kill on sim://"), said
+    md = (out / "report.md").read_text()
+    assert md.count("| netback-kill |") == 2 and md.count("| blkback-kill |") == 1  # two hosts; the repeat once
+    assert "| sim:// |" in md and "| lab:// |" in md
