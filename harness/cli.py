@@ -4,7 +4,7 @@
   windsor topology NAME|FILE  where each role lives in a topology
   windsor compare JUNIT...    candidate vs baseline, per scenario, from JUnit files
   windsor merge OUT JUNIT...  join shard reports into one; every testcase kept, duplicates flagged
-  windsor report JUNIT... --out DIR [--previous OLD...]
+  windsor report JUNIT... --out DIR [--previous OLD...] [--png FILE]
                               sign-off report: index.html (offline) + report.md, verdict, plots,
                               regressions and drifts against earlier runs
   windsor recover [--host U]  revert what killed runs left on a host (its lease journal)
@@ -17,9 +17,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import NoReturn
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, UsageError
 from harness.fault import installed_faults
 from harness.model import ROLES
 from harness.topology import builtin_names, load_topology
@@ -71,12 +72,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     from reports.render import make
 
     tolerance = Tolerance.parse(args.tolerance, args.min_drift)
+    if args.png:
+        from reports.browser import executable
+
+        if executable() is None:
+            raise UsageError("report --png needs chromium on PATH: apt-get install chromium")
     written = make(args.junit, args.out, args.previous or (), tolerance)
     report = written.report
     print(report.headline)
     for why in report.reasons[1:]:
         print(f"  also: {why}")
     print(f"wrote {written.html} and {written.markdown} ({len(report.rows)} scenarios, {written.pictures} pictures)")
+    if args.png:
+        from reports.browser import screenshot
+
+        print(f"wrote {screenshot(written.html, Path(args.png))} (the page in headless Chromium)")
     return 0 if report.ready or not args.strict else 1
 
 
@@ -154,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a time drifts when it grows by more than this (default 50%%)")
     report.add_argument("--min-drift", default="0.1", metavar="SECONDS",
                         help="... and by more than this many seconds (default 0.1)")
+    report.add_argument("--png", metavar="FILE", help="also a PNG of the whole page, as headless Chromium shows it")
     report.add_argument("--strict", action="store_true", help="exit 1 unless the report says sign-off ready")
     report.set_defaults(func=cmd_report)
     recover = sub.add_parser("recover", help="revert what killed runs left on a host (from its lease journal)")

@@ -5,6 +5,7 @@ and a full-page PNG of it."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.atomic import publish
 from harness.errors import HarnessError
 
 PROBE_ID = "windsor-probe"
@@ -92,7 +94,13 @@ def screenshot(page: Path, png: Path, width: int = 1400, timeout: float = 120.0)
     """A PNG of the whole page at `width` CSS pixels."""
     height = min(max(look(page, timeout).height, 600), 16000)
     png.parent.mkdir(parents=True, exist_ok=True)
-    _chromium([f"--screenshot={png.resolve()}", f"--window-size={width},{height}", page.resolve().as_uri()], timeout)
-    if not png.is_file():
-        raise HarnessError(f"chromium wrote no screenshot at {png}")
+    tmp = png.with_name(f".{png.stem}.partial-{os.getpid()}.png")  # chromium picks the format by extension
+    try:
+        _chromium([f"--screenshot={tmp.resolve()}", f"--window-size={width},{height}", page.resolve().as_uri()],
+                  timeout)
+        if not tmp.is_file() or not tmp.read_bytes().startswith(b"\x89PNG"):
+            raise HarnessError(f"chromium wrote no PNG screenshot of {page}")
+        publish(tmp, png)
+    finally:
+        tmp.unlink(missing_ok=True)
     return png
