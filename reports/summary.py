@@ -182,7 +182,8 @@ def build(cases: Sequence[Case], sources: Sequence[str], history: History | None
     hosts = distinct(windsor, "host")
     if ready:
         of = plural(len(windsor), "scenario")
-        headline = (f"READY for sign-off: {len(passed)} of {of} passed on {hosts}: every fault stayed within "
+        headline = (f"READY for sign-off: {len(passed)} of {of} passed on {hosts}: on the topology under test, "
+                    "every fault stayed within "
                     "its blast radius, every service restarted within budget, no acknowledged write lost"
                     + (f"; {len(skipped)} skipped" if skipped else "")
                     + (f"; no regression or drift against {plural(len(history.previous), 'previous run')}"
