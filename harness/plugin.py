@@ -255,11 +255,11 @@ class Windsor:
             self.item.user_properties.append(("build_id", str(build_id)))
         print(outcome.summary_line())
         where = artifacts_dir(self.item.config)
-        for result in ran if where is not None else ():
-            assert where is not None
-            path = where / file_name(self.item.name, result.topology)
-            result.timeline.write(path)
-            print(attachment_line(path))
+        if where is not None:
+            for result in ran:
+                path = where / file_name(self.item.name, result.topology)
+                result.timeline.write(path)
+                print(attachment_line(path))
         self.item.config.hook.pytest_windsor_result(item=self.item, outcome=outcome)
         return outcome
 

@@ -24,7 +24,7 @@ ATTACHMENT_RE = re.compile(r"\[\[ATTACHMENT\|([^\]\n]+)\]\]")
 
 @dataclass(frozen=True)
 class Timeline:
-    case: str  # the test name, e.g. test_fault_contained[netback-kill]
+    case: str  # the scenario, e.g. netback-kill
     topology: str
     host: str
     cadence_s: float

@@ -4,6 +4,7 @@ and a full-page PNG of it."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -77,15 +78,15 @@ def look(page: Path, timeout: float = 120.0) -> Seen:
     """Load `page` (a copy with a probe script added) and report what the browser made of it."""
     with tempfile.TemporaryDirectory(prefix="windsor-probe-") as tmp:
         probed = Path(tmp) / page.name
-        html = page.read_text()
-        probed.write_text(html.replace("</body>", PROBE + "\n</body>") if "</body>" in html else html + PROBE)
+        text = page.read_text()
+        probed.write_text(text.replace("</body>", PROBE + "\n</body>") if "</body>" in text else text + PROBE)
         done = _chromium(["--dump-dom", probed.as_uri()], timeout)
     dom = done.stdout
     start = dom.find(f'<pre id="{PROBE_ID}">')
     if start < 0:
         raise HarnessError(f"chromium did not run the page's load event (no probe in {len(dom)} bytes of DOM)")
     raw = dom[start + len(PROBE_ID) + 11: dom.index("</pre>", start)]
-    facts = json.loads(raw.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&amp;", "&"))
+    facts = json.loads(html.unescape(raw))
     return Seen(facts["title"], tuple(facts["images"]), dict(facts["tables"]), tuple(facts["fetched"]),
                 int(facts["height"]), dom[:start])
 

@@ -69,13 +69,15 @@ class Case:
         return self.status in ("fail", "error")
 
 
+KINDS = ((Error, "error"), (Failure, "fail"), (Skipped, "skip"))
+
+
 def status_of(case: TestCase) -> tuple[str, str]:
     for result in case.result:
-        kind = "error" if isinstance(result, Error) else "fail" if isinstance(result, Failure) else \
-            "skip" if isinstance(result, Skipped) else ""
-        if kind:
-            text = (result.message or result.text or "").strip()
-            return kind, text.splitlines()[0][:300] if text else ""
+        for cls, kind in KINDS:
+            if isinstance(result, cls):
+                text = (result.message or result.text or "").strip()
+                return kind, text.splitlines()[0][:300] if text else ""
     return "pass", ""
 
 

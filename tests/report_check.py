@@ -74,6 +74,8 @@ def check_numbers(cells: dict[tuple[str, str, str], tuple[str, str]], junit: Pat
             assert ratio == "no impact either side"
         elif props["guests_impacted"] != "0":
             assert ratio == (f"×{base / mine:.1f}" if base / mine < 100 else f"×{base / mine:.0f}"), (case.name, ratio)
+        else:
+            assert ratio == "∞ (no impact)", (case.name, ratio)
         assert cells[(str(case.name), "result", "")][1] == ("pass" if case.is_passed else "fail")
     return checked
 
