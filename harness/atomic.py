@@ -51,3 +51,23 @@ def replacing(path: str | Path) -> Iterator[Path]:
 def write_atomic(path: str | Path, data: str | bytes) -> None:
     with replacing(path) as tmp:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+def check_writable_dir(path: str | Path, what: str) -> None:
+    """UsageError unless `path` is a directory this process can write in, or one it can create
+    (the nearest existing directory above it is writable). Touches nothing."""
+    from harness.errors import UsageError
+
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"{what}: {str(target)!r} exists and is not a directory")
+    probe = target
+    while not probe.exists():
+        if probe == probe.parent:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"{what}: {str(probe)!r} is not a directory, so {str(target)!r} cannot be made")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{what}: {str(probe)!r} is not writable" +
+                         (f", so {str(target)!r} cannot be made" if probe != target else ""))

@@ -94,7 +94,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
     from harness.backend import get_host
 
     host = get_host(args.host)
-    host.preflight()
+    for line in host.preflight():
+        print(f"{args.host}: {line}")
     said = host.recover()
     for line in said:
         print(f"{args.host}: {line}")

@@ -149,6 +149,11 @@ class Fault(ABC):
         return None
 
 
+def describe_params(params: Any) -> str:
+    """Parameters as they are in effect, defaults included: ``duration_s=1,cap_pct=10`` ("": none)."""
+    return ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in dataclasses.asdict(params).items())
+
+
 def installed_faults() -> dict[str, type[Fault]]:
     found: dict[str, type[Fault]] = {}
     for ep in entry_points(group="harness.faults"):

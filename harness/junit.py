@@ -19,13 +19,14 @@ from harness.runner import CaseResult
 METRICS = (
     "fault", "target_role", "target_domain", "topology", "seed", "guests_total", "guests_impacted",
     "guests_expected_impacted", "max_guest_downtime_s", "service_restart_s", "guest_recovery_s",
-    "acked_writes_lost", "host_survived",
+    "acked_writes_lost", "host_survived", "max_guest_outages", "max_guest_total_downtime_s", "host",
 )
+NONE = "none"  # an empty or absent value: Jenkins drops empty properties, so it is written out
 
 
 def fmt(value: object) -> str:
-    if value is None:
-        return "none"
+    if value is None or value == "":
+        return NONE
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -56,10 +57,14 @@ def case_properties(r: CaseResult) -> dict[str, str]:
         "max_guest_downtime_s": m.max_guest_downtime_s, "service_restart_s": m.service_restart_s,
         "guest_recovery_s": m.guest_recovery_s, "acked_writes_lost": m.acked_writes_lost,
         "host_survived": m.host_survived,
-        "fault_params": ",".join(f"{k}={v}" for k, v in r.scenario.params),
+        "max_guest_outages": m.max_guest_outages, "max_guest_total_downtime_s": m.max_guest_total_downtime_s,
+        "fault_params": r.fault_params,
         "fault_window_s": r.fault_window_s,
+        "watch_after_s": r.watch_after_s,
         "noise_s": m.noise_s,
         "impacted": " ".join(f"{g}:{d}" for g, d in sorted(m.impacted)),
+        "outages": " ".join(f"{g}:{d}={i.outages}/{i.total_downtime_s:.4f}"
+                            for (g, d), i in sorted(r.impacts.items()) if i.impacted),
         "disturbed": " ".join(r.disturbed),
         "host": r.host,
         "build": r.build,
@@ -86,6 +91,11 @@ class Outcome:
         if self.baseline is not None:
             parts.append("baseline " + brief(self.baseline))
         return " | ".join(parts)
+
+
+def words(value: str | None) -> list[str]:
+    """A list-valued property (impacted, disturbed, outages) back as its words."""
+    return [] if value in (None, NONE) else str(value).split()
 
 
 def brief(p: Mapping[str, str]) -> str:

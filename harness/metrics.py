@@ -1,4 +1,21 @@
-"""From the guests' own records to DESIGN.md's metrics. Pure functions: no host needed."""
+"""From the guests' own records to DESIGN.md's metrics. Pure functions: no host needed.
+
+A (guest, device)'s *outages* are the gaps between its consecutive completions (and the open gap
+after its last one) that overlap the judged span, from the fault to the end of observation, and
+are long enough to count; a gap's downtime is its length less one cadence.
+
+- A gap that starts inside the fault's own period — from the hit until the fault was reverted and
+  the role answered again, plus the time a device takes to notice (`Observation.slack`) — is the
+  fault's own: it counts when its downtime exceeds the impact threshold and twice the device's own
+  jitter (`noise`, measured before the fault). A fault that comes and goes (a flap, a crash loop,
+  a throttle) has several such outages, and every one counts.
+- A gap that starts later is a delayed consequence, or the machine's noise: it counts only when it
+  is `LATE_FACTOR` times as long. So the smallest late outage that is caught is
+  `LATE_FACTOR × max(threshold, 2 × noise)` of downtime (200 ms at sim://'s defaults).
+
+A device is impacted when it has an outage; its recovery is the end of its *last* outage, and the
+fault's guest recovery the latest of those (none while one is still open).
+"""
 
 from __future__ import annotations
 
@@ -12,13 +29,38 @@ LATE_FACTOR = 4.0
 
 
 @dataclass(frozen=True)
+class Observation:
+    """What the metrics are judged from: every device's completions (host clock) and the spans."""
+
+    progress: Mapping[Pair, list[float]]
+    pairs: frozenset[Pair]
+    expected: frozenset[Pair]  # the fault's blast radius
+    quiet: tuple[float, float]  # a window before the fault: each device's own jitter
+    t0: float  # the fault hit
+    own_until: float  # the fault's own period ends: reverted, and the role answering again
+    t_end: float  # the end of observation
+    cadence: float
+    threshold: float
+
+    @property
+    def slack(self) -> float:
+        """How long after the fault's own period a device may take to notice it."""
+        return max(2 * self.cadence, self.threshold)
+
+
+@dataclass(frozen=True)
 class PairImpact:
     """One (guest, device) around the fault."""
 
-    downtime_s: float  # longest gap beyond the normal cadence, among gaps touching the window
-    gap_end: float | None  # when the impacting gap ended (None: not ended, or no impact)
-    impacted: bool
-    noise_s: float = 0.0  # the same measure in quiet windows (before the fault, after recovery)
+    downtime_s: float  # its longest gap touching the judged span, less one cadence
+    outages: int  # gaps long enough to count
+    total_downtime_s: float  # their downtime, summed
+    gap_end: float | None  # when its last outage ended (None: still open, or no outage)
+    noise_s: float = 0.0  # its longest gap in the quiet window before the fault, less one cadence
+
+    @property
+    def impacted(self) -> bool:
+        return self.outages > 0
 
 
 @dataclass(frozen=True)
@@ -27,7 +69,9 @@ class Metrics:
     guests_impacted: int
     guests_expected_impacted: int
     max_guest_downtime_s: float
-    noise_s: float  # worst jitter of any device in the quiet windows before and after the fault
+    max_guest_outages: int  # the most outages any device had
+    max_guest_total_downtime_s: float  # the most downtime, summed over its outages, of any device
+    noise_s: float  # worst jitter of any device in the quiet window before the fault
     service_restart_s: float | None
     guest_recovery_s: float | None
     acked_writes_lost: int
@@ -47,44 +91,33 @@ def excess_gap(times: list[float], start: float, end: float, cadence: float) -> 
     return max((b - a - cadence for a, b in itertools.pairwise(inside)), default=0.0)
 
 
-def pair_impact(
-    times: list[float], t0: float, t_end: float, cadence: float, threshold: float, noise: float = 0.0
-) -> PairImpact:
-    """Gaps between consecutive completions that overlap [t0, t_end] (and the open gap after the
-    last completion) are candidates; a gap's downtime is its length less one cadence.
-
-    A fault's own outage begins at the fault: the device stalls on its first operation after t0,
-    so its gap starts at most about one cadence (plus an operation in flight) after t0. Such a gap
-    is an impact when its downtime exceeds the threshold and twice the device's own jitter. A gap
-    that starts later is a delayed consequence or the machine's noise: it counts only when it is
-    four times as long (LATE_FACTOR)."""
-    onset = t0 + max(2 * cadence, threshold)
-    edges = [*times, t_end] if not times or times[-1] < t_end else times
-    worst, hit, hit_end = 0.0, 0.0, None
+def pair_impact(times: list[float], obs: Observation, noise: float = 0.0) -> PairImpact:
+    """One device's outages in [obs.t0, obs.t_end] (see the module's docstring)."""
+    if not times:
+        return PairImpact(obs.t_end - obs.t0, 1, obs.t_end - obs.t0, None, noise)
+    own_until = obs.own_until + obs.slack
+    edges = [*times, obs.t_end] if times[-1] < obs.t_end else times
+    worst, outages, total, last_end = 0.0, 0, 0.0, None
     for i in range(1, len(edges)):
         start, end = edges[i - 1], edges[i]
-        if end <= t0 or start >= t_end:
+        if end <= obs.t0 or start >= obs.t_end:
             continue
-        downtime = max(0.0, end - start - cadence)
+        downtime = max(0.0, end - start - obs.cadence)
         worst = max(worst, downtime)
-        needed = max(threshold, 2 * noise) * (1 if start <= onset else LATE_FACTOR)
-        if downtime >= needed and downtime > hit:
-            hit, hit_end = downtime, (end if i < len(times) else None)
-    if not times:
-        return PairImpact(t_end - t0, None, True, noise)
-    return PairImpact(worst, hit_end, hit > 0, noise)
+        needed = max(obs.threshold, 2 * noise) * (1 if start <= own_until else LATE_FACTOR)
+        if downtime >= needed:
+            outages += 1
+            total += downtime
+            last_end = end if i < len(times) else None
+    return PairImpact(worst, outages, total, last_end, noise)
 
 
-def compute(
-    progress: Mapping[Pair, list[float]], all_pairs: frozenset[Pair], expected: frozenset[Pair],
-    quiet: tuple[tuple[float, float], ...], t0: float, t_end: float, cadence: float, threshold: float,
-    restart_s: float | None, acked_writes_lost: int, host_survived: bool,
-) -> tuple[Metrics, dict[Pair, PairImpact]]:
+def compute(obs: Observation, restart_s: float | None, acked_writes_lost: int,
+            host_survived: bool) -> tuple[Metrics, dict[Pair, PairImpact]]:
     impacts = {}
-    for p in sorted(all_pairs):
-        times = progress.get(p, [])
-        noise = max([0.0, *(excess_gap(times, start, end, cadence) for start, end in quiet)])
-        impacts[p] = pair_impact(times, t0, t_end, cadence, threshold, noise)
+    for p in sorted(obs.pairs):
+        times = obs.progress.get(p, [])
+        impacts[p] = pair_impact(times, obs, max(0.0, excess_gap(times, *obs.quiet, obs.cadence)))
     impacted = frozenset(p for p, i in impacts.items() if i.impacted)
     ends = [impacts[p].gap_end for p in impacted]
     if not impacted:
@@ -92,18 +125,20 @@ def compute(
     elif any(e is None for e in ends):
         recovery = None
     else:
-        recovery = max(e for e in ends if e is not None) - t0
+        recovery = max(e for e in ends if e is not None) - obs.t0
     metrics = Metrics(
-        guests_total=len({g for g, _ in all_pairs}),
+        guests_total=len({g for g, _ in obs.pairs}),
         guests_impacted=len({g for g, _ in impacted}),
-        guests_expected_impacted=len({g for g, _ in expected}),
+        guests_expected_impacted=len({g for g, _ in obs.expected}),
         max_guest_downtime_s=max((i.downtime_s for i in impacts.values()), default=0.0),
+        max_guest_outages=max((i.outages for i in impacts.values()), default=0),
+        max_guest_total_downtime_s=max((i.total_downtime_s for i in impacts.values()), default=0.0),
         noise_s=max((i.noise_s for i in impacts.values()), default=0.0),
         service_restart_s=restart_s,
         guest_recovery_s=recovery,
         acked_writes_lost=acked_writes_lost,
         host_survived=host_survived,
         impacted=impacted,
-        expected=expected,
+        expected=obs.expected,
     )
     return metrics, impacts

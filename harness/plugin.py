@@ -50,6 +50,8 @@ SETTINGS: list[tuple[str, str, Callable[[str], Any], str, str]] = [
     ("--restart-budget", "windsor_restart_budget", float, "5", "seconds allowed for a service to be healthy again"),
     ("--recovery-budget", "windsor_recovery_budget", float, "10",
      "seconds allowed for every impacted guest to progress again"),
+    ("--watch-after", "windsor_watch_after", float, "2.5",
+     "seconds every guest is watched after the fault at least: a delayed consequence within them is caught"),
 ]
 
 
@@ -112,6 +114,7 @@ def options_from(config: pytest.Config) -> RunOptions:
         guests=s["windsor_guests"], seed=s["windsor_seed"], cadence_s=s["windsor_cadence_ms"] / 1000,
         impact_threshold_s=s["windsor_impact_threshold_ms"] / 1000,
         budgets=Budgets(s["windsor_restart_budget"], s["windsor_recovery_budget"]),
+        watch_after_s=s["windsor_watch_after"],
         fault_params=fault_params,
         roles=_choice(s["windsor_roles"]), faults=_choice(s["windsor_faults"]),
         allow_destructive=bool(config.getoption("windsor_allow_destructive")),
@@ -159,8 +162,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         print("windsor: lab://: booting the lab unless it runs (windsor lab up), then checking its lease journal",
               file=sys.stderr)
     try:
-        host.preflight()
-        said = host.recover()
+        said = [*host.preflight(), *host.recover()]
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
     for line in said:

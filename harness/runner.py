@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from harness.backend import get_host
 from harness.backend.base import Host, Target
 from harness.errors import HarnessError, HostError, UsageError
-from harness.fault import Blast, Fault, get_fault
-from harness.metrics import Metrics, PairImpact, compute
+from harness.fault import Blast, Fault, describe_params, get_fault
+from harness.metrics import Metrics, Observation, PairImpact, compute
 from harness.model import GuestSpec, Pair, check_role, fleet, pairs
 from harness.scenario import RunOptions, Scenario
 from harness.timeline import Timeline
@@ -28,7 +28,7 @@ from harness.topology import Topology, load_topology
 from harness.waiting import wait_until
 
 log = logging.getLogger("windsor")
-QUIET_WINDOW_S = 0.3  # observed before the fault and after recovery: each device's own jitter
+QUIET_WINDOW_S = 0.3  # observed before the fault: each device's own jitter
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,9 @@ class CaseResult:
     metrics: Metrics
     impacts: dict[Pair, PairImpact]
     disturbed: tuple[str, ...]  # entities outside the blast radius that were restarted
+    fault_params: str  # every parameter in effect, defaults included (k=v,k=v)
     fault_window_s: float
+    watch_after_s: float
     seed: int
     phases: Mapping[str, float]  # wall seconds: boot, steady (incl. the quiet window), fault, recovery, teardown
     host: str  # the host URL
@@ -211,10 +213,11 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
         recovered = wait_until("every guest device progressing again",
                                lambda: progressing(host, all_pairs, t_back, 2), recovery_deadline)
         phase("fault")
-        t_calm = host.now()
-        if recovered:
-            wait_until(f"{ops} operations of every device after recovery",
-                       lambda: progressing(host, all_pairs, t_calm, ops), steady_timeout)
+        t_calm, watch_until = host.now(), t0 + opts.watch_after_s
+        if recovered:  # and a delayed consequence within the watch is seen too
+            wait_until(f"{ops} operations of every device after recovery, and {opts.watch_after_s:g}s after the fault",
+                       lambda: host.now() >= watch_until and progressing(host, all_pairs, t_calm, ops),
+                       steady_timeout + opts.watch_after_s)
         t_end = host.now()
         after = {e.name: e.incarnation for e in host.entities()}
         progress = host.progress()
@@ -224,12 +227,11 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
     phase("teardown")
     allowed = set(before) if blast.host_crash else {target.entity}
     disturbed = tuple(sorted(n for n, inc in before.items() if n not in allowed and after.get(n) != inc))
-    metrics, impacts = compute(
-        progress, all_pairs, blast.expected(guests), ((t_steady, t0), (t_calm, t_end)), t0, t_end, opts.cadence_s,
-        opts.impact_threshold_s, restart_s, lost, survived,
-    )
+    observed = Observation(progress, all_pairs, blast.expected(guests), (t_steady, t0), t0,
+                           t_back if ok else t_end, t_end, opts.cadence_s, opts.impact_threshold_s)
+    metrics, impacts = compute(observed, restart_s, lost, survived)
     timeline = Timeline.cut(scenario.id, topology.name, opts.host, opts.cadence_s, progress, all_pairs, t_steady, t0,
                             t_end, t_reverted - t0, restart_s, metrics.guest_recovery_s, metrics.impacted,
                             metrics.expected)
-    return CaseResult(scenario, topology.name, target, blast, metrics, impacts, disturbed,
-                      t_reverted - t0, opts.seed, phases, opts.host, build, timeline)
+    return CaseResult(scenario, topology.name, target, blast, metrics, impacts, disturbed, describe_params(params),
+                      t_reverted - t0, t_end - t0, opts.seed, phases, opts.host, build, timeline)

@@ -7,13 +7,12 @@ inventory say (`Host.test_host`, `Host.dom0_faults`, `Host.planned_target`).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.backend.base import Host, Target
 from harness.errors import UsageError
-from harness.fault import get_fault
+from harness.fault import describe_params, get_fault
 from harness.runner import refusal as runner_refusal
 from harness.runner import resolve
 from harness.scenario import RunOptions, Scenario
@@ -48,8 +47,7 @@ def plan(opts: RunOptions, host: Host, scenarios: Sequence[Scenario], baseline: 
             blast = fault_cls.blast(topology, scenario.role, guest)
             out.append(PlannedCase(
                 scenario, topology.name, kind, target,
-                ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                         for k, v in dataclasses.asdict(params).items()) or "-",
+                describe_params(params) or "-",
                 fault.window_s, fault.lease.total_s if fault_cls.reversible() else None, blast.host_crash,
                 tuple(f"{g}:{d}" for g, d in sorted(blast.expected(guests))), len(guests),
                 type(host).cannot(scenario.role, scenario.fault),

@@ -40,6 +40,7 @@ class RunOptions:
     seed: int = 0
     cadence_s: float = 0.01
     impact_threshold_s: float = 0.05
+    watch_after_s: float = 2.5  # every guest is watched at least this long after the fault
     budgets: Budgets = Budgets()
     fault_params: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     roles: tuple[str, ...] = ()  # empty: every role
@@ -53,14 +54,15 @@ class RunOptions:
         if self.baseline_topology:
             load_topology(self.baseline_topology)
         fleet(self.guests, self.seed)
-        for name, value, low, high in (
-            ("--cadence-ms", self.cadence_s, 0.001, 1.0),
-            ("--impact-threshold-ms", self.impact_threshold_s, 0.001, 60.0),
-            ("--restart-budget", self.budgets.restart_s, 0.001, 3600.0),
-            ("--recovery-budget", self.budgets.recovery_s, 0.001, 3600.0),
+        for name, value, low, high, unit in (  # in the flag's own unit
+            ("--cadence-ms", self.cadence_s * 1000, 1.0, 1000.0, "ms"),
+            ("--impact-threshold-ms", self.impact_threshold_s * 1000, 1.0, 60000.0, "ms"),
+            ("--restart-budget", self.budgets.restart_s, 0.001, 3600.0, "s"),
+            ("--recovery-budget", self.budgets.recovery_s, 0.001, 3600.0, "s"),
+            ("--watch-after", self.watch_after_s, 0.0, 3600.0, "s"),
         ):
             if not (math.isfinite(value) and low <= value <= high):
-                raise UsageError(f"{name} {value:g} is out of range ({low:g} to {high:g})")
+                raise UsageError(f"{name} {value:g} is out of range ({low:g} to {high:g} {unit})")
         for role in self.roles:
             check_role(role)
         for fault in self.faults:

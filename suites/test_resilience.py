@@ -16,11 +16,15 @@ def test_fault_contained(windsor_scenario: Scenario, windsor: Windsor) -> None:
 
     assert not m.escaped, f"impact escaped the blast radius of {result.target.entity}: {sorted(m.escaped)}"
     assert not result.disturbed, f"restarted outside the blast radius: {result.disturbed}"
-    assert m.acked_writes_lost == 0, f"{m.acked_writes_lost} acknowledged writes lost"
+    assert m.acked_writes_lost == 0, (
+        f"{m.acked_writes_lost} acknowledged write{'s' * (m.acked_writes_lost != 1)} lost: "
+        "the guests' disks do not hold what blkback acknowledged")
     assert m.host_survived == (not result.blast.host_crash), (
         "host rebooted" if m.host_survived is False else "host survived a fault that crashes it"
     )
     assert m.service_restart_s is not None, f"{windsor_scenario.role} never became healthy again"
     assert m.service_restart_s <= budgets.restart_s, f"restart took {m.service_restart_s:.3f}s"
-    assert m.guest_recovery_s is not None, f"impacted guests never progressed again: {sorted(m.impacted)}"
+    assert m.guest_recovery_s is not None, (
+        f"{windsor_scenario.role} answered its health probe {m.service_restart_s:.3f}s after the fault, but impacted "
+        f"guest devices never progressed again: {sorted(m.impacted)}")
     assert m.guest_recovery_s <= budgets.recovery_s, f"guest recovery took {m.guest_recovery_s:.3f}s"

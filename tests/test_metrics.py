@@ -1,42 +1,83 @@
 """The downtime arithmetic, on hand-made timelines (a unit test of pure functions)."""
 
-from harness.metrics import compute, pair_impact
+from harness.metrics import Observation, compute, pair_impact
+
+NET = ("g1", "net")
+
+
+def obs(t0: float, t_end: float, own_until: float | None = None, times: list[float] | None = None) -> Observation:
+    """An observation of one device at a 10 ms cadence and a 50 ms threshold; quiet before t0."""
+    return Observation({NET: times or []}, frozenset({NET}), frozenset(), (0.0, t0), t0,
+                       t0 if own_until is None else own_until, t_end, 0.01, 0.05)
+
+
+def steady(start: float, end: float, cadence: float = 0.01) -> list[float]:
+    return [round(start + i * cadence, 4) for i in range(round((end - start) / cadence) + 1)]
 
 
 def test_gap_across_fault_is_downtime_beyond_cadence() -> None:
     times = [0.00, 0.01, 0.02, 0.52, 0.53]
-    impact = pair_impact(times, t0=0.021, t_end=0.6, cadence=0.01, threshold=0.05)
+    impact = pair_impact(times, obs(0.021, 0.6))
     assert abs(impact.downtime_s - 0.49) < 1e-9
-    assert impact.impacted and impact.gap_end == 0.52
+    assert impact.impacted and impact.gap_end == 0.52 and impact.outages == 1
 
 
 def test_gaps_before_the_fault_do_not_count() -> None:
     times = [0.0, 1.0, 1.01, 1.02, 1.03]
-    impact = pair_impact(times, t0=1.015, t_end=1.04, cadence=0.01, threshold=0.05)
+    impact = pair_impact(times, obs(1.015, 1.04))
     assert impact.downtime_s < 0.01 and not impact.impacted
 
 
 def test_device_that_never_came_back_has_no_recovery() -> None:
-    impact = pair_impact([0.0, 0.01], t0=0.015, t_end=2.0, cadence=0.01, threshold=0.05)
+    impact = pair_impact([0.0, 0.01], obs(0.015, 2.0))
     assert impact.impacted and impact.gap_end is None
-    metrics, _ = compute({("g1", "net"): [0.0, 0.01]}, frozenset({("g1", "net")}), frozenset(),
-                         ((0.0, 0.015),), 0.015, 2.0, 0.01, 0.05, 0.1, 0, True)
+    metrics, _ = compute(obs(0.015, 2.0, times=[0.0, 0.01]), 0.1, 0, True)
     assert metrics.guest_recovery_s is None
-    assert metrics.escaped == {("g1", "net")}
+    assert metrics.escaped == {NET}
 
 
 def test_a_gap_within_the_devices_own_jitter_is_not_an_impact() -> None:
     times = [0.0, 0.01, 0.09, 0.10, 0.11, 0.20, 0.21, 0.22]  # 70 ms hiccups before and after t0
-    noisy = pair_impact(times, t0=0.15, t_end=0.25, cadence=0.01, threshold=0.05, noise=0.07)
-    quiet = pair_impact(times, t0=0.15, t_end=0.25, cadence=0.01, threshold=0.05, noise=0.0)
+    noisy = pair_impact(times, obs(0.15, 0.25), noise=0.07)
+    quiet = pair_impact(times, obs(0.15, 0.25), noise=0.0)
     assert abs(noisy.downtime_s - 0.08) < 1e-9
     assert quiet.impacted and not noisy.impacted
 
 
 def test_a_late_hiccup_is_noise_but_a_late_outage_is_not() -> None:
-    base = [i * 0.01 for i in range(50)]  # steady until 0.49, fault at t0 = 0.1
+    base = steady(0.0, 0.49)  # steady until 0.49, fault at t0 = 0.1
     hiccup = [t for t in base if not 0.30 < t < 0.37] + [0.5]
     outage = [t for t in base if t <= 0.25] + [0.6]  # silent 0.35 s, from long after the fault
-    assert not pair_impact(hiccup, t0=0.1, t_end=0.6, cadence=0.01, threshold=0.05).impacted
-    late = pair_impact(outage, t0=0.1, t_end=0.65, cadence=0.01, threshold=0.05)
+    assert not pair_impact(hiccup, obs(0.1, 0.6)).impacted
+    late = pair_impact(outage, obs(0.1, 0.65))
     assert late.impacted and late.gap_end == 0.6
+
+
+def test_a_fault_that_comes_and_goes_counts_every_outage_and_recovers_at_the_last() -> None:
+    """A flap: three 0.2 s stalls, 0.2 s apart, from t0 = 1.0 until 2.0. Each outage inside the
+    fault's own period is the fault's, however late in it; recovery is the end of the last one
+    (measured before: one outage, recovery 0.2 s, while the device was down again until 2.0)."""
+    times = steady(0.0, 1.0) + steady(1.2, 1.4) + steady(1.6, 1.8) + steady(2.0, 3.0)
+    flap = obs(1.0, 3.0, own_until=2.0, times=times)
+    impact = pair_impact(times, flap)
+    assert impact.outages == 3
+    assert abs(impact.total_downtime_s - 3 * 0.19) < 1e-6
+    assert impact.gap_end == 2.0
+    metrics, _ = compute(flap, 1.0, 0, True)
+    assert abs(metrics.guest_recovery_s - 1.0) < 1e-9  # type: ignore[operator]
+    assert metrics.max_guest_outages == 3 and abs(metrics.max_guest_total_downtime_s - 0.57) < 1e-6
+    # the same outages after a fault that was over at once would be late and too short to count
+    assert pair_impact(times, obs(1.0, 3.0, own_until=1.0, times=times)).outages == 1
+
+
+def test_recovery_is_the_end_of_the_last_outage_not_the_longest() -> None:
+    times = steady(0.0, 1.0) + steady(1.6, 1.7) + steady(1.8, 3.0)  # 0.6 s, then 0.1 s
+    impact = pair_impact(times, obs(1.0, 3.0, own_until=1.8, times=times))
+    assert impact.outages == 2 and impact.gap_end == 1.8 and abs(impact.downtime_s - 0.59) < 1e-6
+
+
+def test_noise_is_measured_before_the_fault_only() -> None:
+    """A delayed consequence in the watch after recovery must not raise the bar it is judged by."""
+    times = steady(0.0, 1.2) + steady(1.8, 3.0)  # late: silent 0.6 s from 1.2, fault at 1.0 over at once
+    metrics, impacts = compute(obs(1.0, 3.0, times=times), 0.01, 0, True)
+    assert impacts[NET].noise_s < 0.001 and metrics.impacted == {NET}

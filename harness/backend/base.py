@@ -79,9 +79,11 @@ class Host(ABC):
         such as the monolithic baseline)? The hypervisor is never a target."""
         return True
 
-    def preflight(self) -> None:
+    def preflight(self) -> list[str]:
         """Before a session touches the host: is it there and answering? HostError (one line,
-        with the fix) if not. Touches nothing. By default there is nothing to check."""
+        with the fix) if not; else what a user should know about it, one line each (a warning,
+        not a refusal). Touches nothing. By default there is nothing to check or say."""
+        return []
 
     def recover(self) -> list[str]:
         """Revert whatever runs that are gone (killed, disconnected) left behind on this host,

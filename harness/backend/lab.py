@@ -31,9 +31,9 @@ class LabHost(XenHost):
     def dom0_faults(self) -> bool:
         return True
 
-    def preflight(self) -> None:
+    def preflight(self) -> list[str]:
         try:
-            super().preflight()
+            return super().preflight()
         except HostError as exc:
             if "no windsor-lease" not in str(exc):
                 raise

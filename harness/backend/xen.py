@@ -52,7 +52,7 @@ class XenHost(Host):
     # monolithic host crash took 68–106 s until dom0 answered again.
     defaults: Mapping[str, str] = {"windsor_cadence_ms": "250", "windsor_impact_threshold_ms": "1000",
                                    "windsor_restart_budget": "60", "windsor_recovery_budget": "120",
-                                   "windsor_guests": "4"}
+                                   "windsor_guests": "4", "windsor_watch_after": "15"}
     fault_defaults: Mapping[str, Mapping[str, str]] = {  # ≫ the 1 s threshold
         "stall": {"duration_s": "10"}, "throttle": {"duration_s": "10"}}
     steady_timeout_s = 120.0  # the last guest created boots in ≈ 15 s under TCG
@@ -93,7 +93,7 @@ class XenHost(Host):
     def dom0_faults(self) -> bool:
         return self.entry is not None and self.entry.dom0_faults
 
-    def preflight(self) -> None:
+    def preflight(self) -> list[str]:
         try:
             answered = self.remote.run("true", timeout=15)
             why = "" if answered.ok else f"'true' exited {answered.rc}"
@@ -105,6 +105,7 @@ class XenHost(Host):
         if self.remote.run("command -v windsor-lease", timeout=10).rc != 0:
             raise HostError(f"{self.spec.url}: no windsor-lease in the control domain, so no fault could be "
                             "guaranteed to end: install the lab's dom0 tools (harness/lab/files/)")
+        return []
 
     def recover(self) -> list[str]:
         said = []

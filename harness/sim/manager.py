@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from typing import Any
 
 import psutil
 
-from harness.sim import paths
+from harness.sim import leaks, paths
 from harness.sim.guest import KIND
 from harness.sim.leases import ORPHAN_LINGER_S, LeaseKeeper, watch_owner
 from harness.sim.proto import Msg, Server, request, serve_requests
@@ -73,6 +74,7 @@ class Manager:
         self.xs = XsClient(paths.xenstore(run_dir), self.stop)
         self.orphan = False
         self._lingering = False
+        self._late_stall_armed = False
         host_info = {"run_dir": run_dir, "manager_pid": os.getpid(),
                      "manager_started": psutil.Process().create_time()}
         self.leases = LeaseKeeper(cfg["root"], host_info, on_idle=self._idle)
@@ -124,6 +126,8 @@ class Manager:
         self.event("died", domain=dom.name, domid=dom.domid, pid=dom.pid)
         if self.state != "running":
             return
+        if dom.kind in ("service", "dm"):
+            self.leak_late_stall(dom.name)
         if dom.kind == "dom0":
             self.reboot()
         elif dom.kind in ("service", "dm"):
@@ -292,7 +296,38 @@ class Manager:
         hit = self.leases.take(dict(msg["lease"]), entity, [root, *root.children(recursive=True)],
                                int(msg.get("cap_pct", 0)))
         self.event("paused", domain=entity, lease=msg["lease"]["id"])
+        self.leak_late_stall(domain)
         return {"ok": True, "hit": hit}
+
+    def leak_late_stall(self, hit: str) -> None:
+        """Planted leak late-stall (harness/sim/leaks.py; off unless sim://?leak= asks): 1-2 s
+        after domain `hit` is faulted, the first guest that uses nothing of it stops for 0.5 s."""
+        if not leaks.planted("late-stall") or self._late_stall_armed:
+            return
+        self._late_stall_armed = True
+        with self.lock:
+            specs = sorted(self.guests.values(), key=lambda g: str(g["name"]))
+        bystanders = [g["name"] for g in specs if hit not in {d["domain"] for d in self.devices(g)}]
+        if not bystanders:
+            return
+
+        def stall() -> None:
+            with self.lock:
+                dom = self.doms.get(bystanders[0])
+            if dom is None:
+                return
+            self.event("leak-late-stall", domain=dom.name, seconds=leaks.LATE_STALL_S)
+            try:
+                proc = psutil.Process(dom.pid)
+                proc.suspend()
+                self.stop.wait(leaks.LATE_STALL_S)  # allow-sleep: the planted stall itself
+                proc.resume()
+            except psutil.Error:
+                pass
+
+        timer = threading.Timer(random.uniform(*leaks.LATE_AFTER_S), stall)
+        timer.daemon = True
+        timer.start()
 
     def release(self, lease_id: str, by: str) -> Msg:
         ended = self.leases.release(lease_id, by)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from harness.sim import leaks
 from harness.sim.context import RoleContext
 from harness.sim.proto import Channel
 from harness.sim.xenbus import Backend, Session
@@ -11,6 +12,8 @@ from harness.sim.xenbus import Backend, Session
 
 class Netback:
     def __init__(self, ctx: RoleContext) -> None:
+        # planted leak (harness/sim/leaks.py), off unless sim://?leak= asks: healthy, but hollow
+        self.hollow = leaks.planted("hollow-service") and leaks.restarted(ctx.run_dir, ctx.name, "netback")
         self.ports: dict[str, Channel] = {}
         self.lock = threading.Lock()
         path = ctx.sock("vif")
@@ -25,7 +28,7 @@ class Netback:
             while (frame := chan.recv()) is not None:
                 with self.lock:
                     port = self.ports.get(str(frame.get("dst")))
-                if port is not None:
+                if port is not None and not self.hollow:
                     try:
                         port.send(frame)
                     except OSError:

@@ -55,6 +55,16 @@ def journal(run_dir: str) -> str:
     return os.path.join(run_dir, "xenstore.journal")
 
 
+def owner(run_dir: str) -> str:
+    """Who booted the host (harness/lease.py's Owner): present while the host may still run."""
+    return os.path.join(run_dir, "owner.json")
+
+
+def kept(run_dir: str) -> str:
+    """Present when the run dir is to be kept (sim://?keep=1) after the host ends."""
+    return os.path.join(run_dir, "keep")
+
+
 def make(run_dir: str) -> None:
     for sub in ("rec", "disk", "log", "console"):
         os.makedirs(os.path.join(run_dir, sub), exist_ok=True)
@@ -62,7 +72,13 @@ def make(run_dir: str) -> None:
 
 
 def remove(run_dir: str, keep: bool = False) -> None:
-    """The run dir (unless `keep`) and its socket directory wherever that is."""
+    """The run dir and its socket directory wherever that is; a kept run dir (`keep`, or marked
+    by `kept`) stays as data: only its owner file goes, so no later session takes it for a host."""
     shutil.rmtree(sock_dir(run_dir), ignore_errors=True)
-    if not keep:
+    if keep or os.path.exists(kept(run_dir)):
+        try:
+            os.unlink(owner(run_dir))
+        except FileNotFoundError:
+            pass
+    else:
         shutil.rmtree(run_dir, ignore_errors=True)
