@@ -10,6 +10,7 @@
   windsor recover [--host U]  revert what killed runs left on a host (its lease journal)
   windsor lab up|status|down  the real-Xen lab: build (cached) and boot Xen 4.17 under QEMU
   windsor bench [--quick]     this machine's figures (matrix time, stall accuracy, restarts, scaling)
+  windsor bench --accuracy    the verdicts' accuracy: false alarms, planted leaks caught, late outages
 """
 
 from __future__ import annotations
@@ -131,7 +132,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from bench.bench import main as bench_main
 
-    return bench_main(["--quick"] if args.quick else [])
+    return bench_main([*(["--quick"] if args.quick else []),
+                       *(["--accuracy", "--runs", str(args.runs)] if args.accuracy else [])])
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -176,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     lab.set_defaults(func=cmd_lab)
     bench = sub.add_parser("bench", help="measure this machine")
     bench.add_argument("--quick", action="store_true")
+    bench.add_argument("--accuracy", action="store_true",
+                       help="false alarms over loaded matrices, planted leaks caught, the smallest late outage caught")
+    bench.add_argument("--runs", type=int, default=10, help="with --accuracy: runs of each (default 10)")
     bench.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
     try:

@@ -60,7 +60,7 @@ def case_properties(r: CaseResult) -> dict[str, str]:
         "max_guest_outages": m.max_guest_outages, "max_guest_total_downtime_s": m.max_guest_total_downtime_s,
         "fault_params": r.fault_params,
         "fault_window_s": r.fault_window_s,
-        "watch_after_s": r.watch_after_s,
+        "observed_s": r.observed_s,
         "noise_s": m.noise_s,
         "impacted": " ".join(f"{g}:{d}" for g, d in sorted(m.impacted)),
         "outages": " ".join(f"{g}:{d}={i.outages}/{i.total_downtime_s:.4f}"

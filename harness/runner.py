@@ -42,7 +42,7 @@ class CaseResult:
     disturbed: tuple[str, ...]  # entities outside the blast radius that were restarted
     fault_params: str  # every parameter in effect, defaults included (k=v,k=v)
     fault_window_s: float
-    watch_after_s: float
+    observed_s: float  # how long after the fault every guest device was watched
     seed: int
     phases: Mapping[str, float]  # wall seconds: boot, steady (incl. the quiet window), fault, recovery, teardown
     host: str  # the host URL

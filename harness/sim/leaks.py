@@ -21,7 +21,7 @@ LEAKS = {
     "lost-write": "a restarted blkback silently drops one acknowledged write",
     "hollow-service": "a restarted netback answers its health probe but forwards no frame",
 }
-LATE_STALL_S = 0.5
+LATE_STALL_ENV = "WINDSOR_SIM_LATE_STALL_S"  # how long late-stall stops its bystander (bench --accuracy)
 LATE_AFTER_S = (1.0, 2.0)
 
 
@@ -38,6 +38,10 @@ def planted(name: str) -> bool:
     """Is leak `name` planted in the host this process belongs to?"""
     assert name in LEAKS, name
     return name in os.environ.get(ENV, "").split(",")
+
+
+def late_stall_s() -> float:
+    return float(os.environ.get(LATE_STALL_ENV, "0.5"))
 
 
 def restarted(run_dir: str, domain: str, role: str) -> bool:

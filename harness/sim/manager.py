@@ -316,11 +316,11 @@ class Manager:
                 dom = self.doms.get(bystanders[0])
             if dom is None:
                 return
-            self.event("leak-late-stall", domain=dom.name, seconds=leaks.LATE_STALL_S)
+            self.event("leak-late-stall", domain=dom.name, seconds=leaks.late_stall_s())
             try:
                 proc = psutil.Process(dom.pid)
                 proc.suspend()
-                self.stop.wait(leaks.LATE_STALL_S)  # allow-sleep: the planted stall itself
+                self.stop.wait(leaks.late_stall_s())  # allow-sleep: the planted stall itself
                 proc.resume()
             except psutil.Error:
                 pass
