@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,20 +55,25 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
 
 
 def check_writable_dir(path: str | Path, what: str) -> None:
-    """UsageError unless `path` is a directory this process can write in, or one it can create
-    (the nearest existing directory above it is writable). Touches nothing."""
+    """UsageError unless `path` is a directory this process can write in, or one it can make: the
+    nearest directory above it that exists takes a new entry (tried with a probe directory, made and
+    removed at once: permission bits do not tell for root, /proc or a read-only mount)."""
     from harness.errors import UsageError
 
     target = Path(path)
+    too_long = next((part for part in target.parts if len(part.encode()) > 255), None)
+    if too_long is not None or len(str(target).encode()) > 3000:
+        shown = str(target) if len(str(target)) <= 60 else f"{str(target)[:40]}... ({len(str(target))} characters)"
+        raise UsageError(f"{what}: {shown!r} is too long a path (names of at most 255 bytes, 3000 in all)")
     if target.exists() and not target.is_dir():
         raise UsageError(f"{what}: {str(target)!r} exists and is not a directory")
     probe = target
-    while not probe.exists():
-        if probe == probe.parent:
-            break
+    while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
         raise UsageError(f"{what}: {str(probe)!r} is not a directory, so {str(target)!r} cannot be made")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"{what}: {str(probe)!r} is not writable" +
-                         (f", so {str(target)!r} cannot be made" if probe != target else ""))
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".windsor-probe-", dir=probe))
+    except OSError as exc:
+        cannot = f", so {str(target)!r} cannot be made" if probe != target else ""
+        raise UsageError(f"{what}: cannot write in {str(probe)!r} ({exc.strerror}){cannot}") from None

@@ -93,6 +93,11 @@ class Outcome:
         return " | ".join(parts)
 
 
+def same_host(url: str) -> str:
+    """A host URL without its query (sim://?dir=... is the same embedded host wherever its root is)."""
+    return url.split("?", 1)[0].rstrip("/")
+
+
 def words(value: str | None) -> list[str]:
     """A list-valued property (impacted, disturbed, outages) back as its words."""
     return [] if value in (None, NONE) else str(value).split()
@@ -110,6 +115,8 @@ def brief(p: Mapping[str, str]) -> str:
 
 def read_suites(path: str, what: str = "") -> list[TestSuite]:
     """The testsuites of a JUnit file (one suite or many); UsageError if it is not one."""
+    if Path(path).is_dir():
+        raise UsageError(f"{what}{path!r} is a directory, not a JUnit XML file")
     if not Path(path).is_file():
         raise UsageError(f"{what}{path!r}: no such file")
     try:
@@ -137,6 +144,7 @@ class BaselineJunit:
     def __init__(self, path: str, topology: str) -> None:
         self.path = path
         self.by_name: dict[str, dict[str, str]] = {}
+        self.hosts: set[str] = set()  # the hosts its baselines were measured on (older files do not say)
         for case in read_cases(path, "--baseline-junit "):
             props = case_props(case)
             if props.get("topology") == topology:
@@ -145,6 +153,21 @@ class BaselineJunit:
                 picked = {k[9:]: v for k, v in props.items() if k.startswith("baseline.") and k[9:] in METRICS}
             if picked:
                 self.by_name[str(case.name)] = picked
+                if picked.get("host", NONE) != NONE:
+                    self.hosts.add(picked["host"])
+
+    def check_host(self, url: str) -> str | None:
+        """UsageError when the baselines were measured on another host than `url`; a note when the
+        file does not say where (an older harness), else None."""
+        if not self.hosts:
+            return (f"--baseline-junit {self.path!r} does not say which host its baselines ran on (an older "
+                    f"harness): they are compared with {url} as given")
+        other = sorted(h for h in self.hosts if same_host(h) != same_host(url))
+        if other:
+            raise UsageError(f"--baseline-junit {self.path!r} holds baselines measured on {', '.join(other)}, not on "
+                             f"{url}: a baseline is the same scenario on the same host; run it here (leave out "
+                             "--baseline-junit) or give a JUnit file from this host")
+        return None
 
     def get(self, test_name: str) -> Mapping[str, str]:
         if test_name not in self.by_name:

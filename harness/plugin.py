@@ -11,14 +11,17 @@ place whole (a killed run leaves the previous file or the new one, never half of
 
 from __future__ import annotations
 
+import secrets
 import sys
+import time
 from collections.abc import Callable, Generator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
-from harness.atomic import partial_name, publish
+from harness.atomic import check_writable_dir, partial_name, publish
 from harness.backend import get_host, host_class
 from harness.backend.base import Host
 from harness.errors import HarnessError, UsageError
@@ -31,6 +34,8 @@ from harness.timeline import attachment_line, file_name
 
 OPTIONS = pytest.StashKey[RunOptions]()
 BASELINES = pytest.StashKey["BaselineJunit | None"]()
+RUN_ID = pytest.StashKey[str]()  # this session, in artifact names and the run_id property
+NOTES = pytest.StashKey[list[str]]()  # what the session says at its start, besides the host's own lines
 HOST = pytest.StashKey[Host]()
 T = TypeVar("T")
 
@@ -137,14 +142,33 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         opts = options_from(config)
         path = config.getoption("windsor_baseline_junit")
-        config.stash[BASELINES] = BaselineJunit(path, opts.baseline_topology or "monolithic") if path else None
+        baselines = BaselineJunit(path, opts.baseline_topology or "monolithic") if path else None
+        config.stash[NOTES] = [note] if baselines is not None and (note := baselines.check_host(opts.host)) else []
+        config.stash[BASELINES] = baselines
         host = get_host(opts.host)  # parses the URL and the inventory; connects to nothing
         if not config.getoption("windsor_dry_run"):  # a dry run shows what would be refused instead
             check_interlocks(opts, host, plan(opts, host, matrix(opts), runs_baseline(config, opts)))
+            check_outputs(config)
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[OPTIONS] = opts
     config.stash[HOST] = host
+    config.stash[RUN_ID] = new_run_id()
+
+
+def new_run_id() -> str:
+    """A session's id: when it started (UTC) and 6 random hex digits, e.g. 20261127T161500-3fa9c2."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def check_outputs(config: pytest.Config) -> None:
+    """Every place the run will write is writable, before anything is booted or injected."""
+    junit = config.getoption("xmlpath", None)
+    if junit:
+        check_writable_dir(Path(junit).resolve().parent, "--junitxml")
+    where = artifacts_dir(config)
+    if where is not None:
+        check_writable_dir(where, "--artifacts" if config.getoption("windsor_artifacts") else "--junitxml's artifacts")
 
 
 def runs_baseline(config: pytest.Config, opts: RunOptions) -> bool:
@@ -167,6 +191,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(str(exc)) from None
     for line in said:
         print(f"windsor: {host.spec.url}: {line}", file=sys.stderr)
+    for line in config.stash.get(NOTES, []):
+        print(f"windsor: {line}", file=sys.stderr)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -251,16 +277,17 @@ class Windsor:
             failure = "\n".join([str(exc), *getattr(exc, "__notes__", [])])
         if failure is not None:
             pytest.fail(failure, pytrace=False)
-        self.item.user_properties.extend(outcome.properties())
+        run = self.item.config.stash[RUN_ID]
+        self.item.user_properties.extend([*outcome.properties(), ("run_id", run)])
         build_id = self.item.config.getoption("windsor_build_id")
         if build_id:
             self.item.user_properties.append(("build_id", str(build_id)))
         print(outcome.summary_line())
         where = artifacts_dir(self.item.config)
-        if where is not None:
-            for result in ran:
-                path = where / file_name(self.item.name, result.topology)
-                result.timeline.write(path)
+        if where is not None:  # the case under test first: GitLab links only the first attachment
+            for result in reversed(ran):
+                path = where / file_name(self.item.name, result.topology, run)
+                replace(result.timeline, run=run).write(path)
                 print(attachment_line(path))
         self.item.config.hook.pytest_windsor_result(item=self.item, outcome=outcome)
         return outcome

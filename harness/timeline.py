@@ -34,6 +34,7 @@ class Timeline:
     ops: Mapping[str, tuple[float, ...]]  # "guest/device" -> completion times
     impacted: tuple[str, ...]
     expected: tuple[str, ...]  # the fault's blast radius
+    run: str = ""  # the session that wrote it (the run_id property of its testcase)
 
     @staticmethod
     def key(pair: Pair) -> str:
@@ -54,7 +55,7 @@ class Timeline:
 
     def to_json(self) -> str:
         doc: dict[str, Any] = {"format": FORMAT, **{k: getattr(self, k) for k in (
-            "case", "topology", "host", "cadence_s", "fault_end_s", "restart_s", "recovery_s")},
+            "case", "topology", "host", "cadence_s", "fault_end_s", "restart_s", "recovery_s", "run")},
             "impacted": list(self.impacted), "expected": list(self.expected),
             "ops": {k: list(v) for k, v in self.ops.items()}}
         return json.dumps(doc, separators=(",", ":")) + "\n"
@@ -73,15 +74,16 @@ class Timeline:
             return cls(str(doc["case"]), str(doc["topology"]), str(doc["host"]), float(doc["cadence_s"]),
                        float(doc["fault_end_s"]), opt["restart_s"], opt["recovery_s"],
                        {str(k): tuple(float(t) for t in v) for k, v in doc["ops"].items()},
-                       tuple(map(str, doc["impacted"])), tuple(map(str, doc["expected"])))
+                       tuple(map(str, doc["impacted"])), tuple(map(str, doc["expected"])), str(doc.get("run", "")))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise UsageError(f"{path}: not a windsor timeline ({exc})") from None
 
 
-def file_name(case: str, topology: str) -> str:
-    """A portable file name for a case's timeline: test_fault_contained[netback-kill] on
-    disaggregated -> test_fault_contained-netback-kill.disaggregated.timeline.json"""
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{case}.{topology}").replace("-.", ".").strip("-.")
+def file_name(case: str, topology: str, run: str) -> str:
+    """A portable file name for a case's timeline, unique to its run (two runs writing into one
+    directory keep each other's): test_fault_contained[netback-kill] on disaggregated in run R ->
+    test_fault_contained-netback-kill.disaggregated.R.timeline.json"""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{case}.{topology}.{run}").replace("-.", ".").strip("-.")
     return f"{stem}.timeline.json"
 
 

@@ -5,7 +5,7 @@ them, or beside the JUnit file when the artifacts were archived and moved with i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import cast
 
@@ -114,3 +114,22 @@ def load(path: str) -> list[Case]:
 
 def load_all(paths: list[str]) -> list[Case]:
     return [c for p in paths for c in load(p)]
+
+
+SEVERITY = {"skip": 0, "pass": 1, "fail": 2, "error": 3}
+
+
+def collapse(cases: list[Case]) -> tuple[list[Case], list[Case]]:
+    """One case per (host, class, name) over every input, merged or not, in first-seen order: the
+    worst outcome (error, fail, pass, skip) with its message, whatever order the inputs came in;
+    and the repeats not shown, each with `duplicate_of` naming the file of the one shown."""
+    groups: dict[tuple[str, str, str], list[Case]] = {}
+    for c in cases:
+        groups.setdefault((c.host, c.classname, c.name), []).append(c)
+    shown: list[Case] = []
+    repeats: list[Case] = []
+    for group in groups.values():
+        worst = max(group, key=lambda c: SEVERITY[c.status])
+        shown.append(replace(worst, duplicate_of=None))
+        repeats.extend(replace(c, duplicate_of=worst.source) for c in group if c is not worst)
+    return shown, repeats

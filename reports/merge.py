@@ -16,8 +16,8 @@ from typing import cast
 
 from junitparser.xunit2 import JUnitXml, TestCase
 
-from harness.atomic import replacing
-from harness.errors import HarnessError
+from harness.atomic import check_writable_dir, replacing
+from harness.errors import HarnessError, UsageError
 from harness.junit import case_props, read_cases, read_suites
 
 
@@ -27,7 +27,25 @@ class Merged:
     duplicates: tuple[str, ...]  # "classname::name in B (first in A)"
 
 
+def check_paths(paths: list[str], out: str) -> None:
+    """UsageError before anything is read or written: an input given twice, or the output being
+    one of the inputs (each would double every case it holds), or an output that cannot be written."""
+    target = Path(out)
+    if target.is_dir():
+        raise UsageError(f"merge: the output {out!r} is a directory: name a file, e.g. {out.rstrip('/')}/all.xml")
+    check_writable_dir(target.resolve().parent, "merge: the output's directory")
+    seen: dict[Path, str] = {}
+    for path in paths:
+        real = Path(path).resolve()
+        if real == target.resolve():
+            raise UsageError(f"merge: the output {out!r} is also an input: write the merge to a new file")
+        if real in seen:
+            raise UsageError(f"merge: {path!r} is given twice (as {seen[real]!r} too): its cases would count twice")
+        seen[real] = path
+
+
 def merge(paths: list[str], out: str) -> Merged:
+    check_paths(paths, out)
     suites = [(path, suite) for path in paths for suite in read_suites(path, "merge: ")]
     merged = JUnitXml("windsor")
     first: dict[tuple[str, str, str], str] = {}
@@ -49,7 +67,7 @@ def merge(paths: list[str], out: str) -> Merged:
         merged.add_testsuite(suite)
     merged.update_statistics()  # type: ignore[no-untyped-call]
     with replacing(out) as tmp:
-        merged.write(str(tmp), pretty=True)
+        merged.write(str(tmp), pretty=False)  # minidom's pretty print turns &#10; in attributes into newlines
         kept = sum(1 for _ in read_cases(str(tmp)))
         if kept != total:
             raise HarnessError(f"merge: {kept} testcases written of {total} read: {out} left as it was")

@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from harness.atomic import write_atomic
 from harness.errors import UsageError
 from reports import plots
-from reports.cases import Case, load, load_all
+from reports.cases import collapse, load, load_all
 from reports.history import Tolerance, classify
 from reports.summary import METRICS, Report, Row, build, shown
 
@@ -88,12 +88,12 @@ def make(junit: Sequence[str], out: str, previous: Sequence[str] = (),
     target = Path(out)
     if target.exists() and not target.is_dir():
         raise UsageError(f"report: --out {out!r} exists and is not a directory")
-    cases: list[Case] = load_all(list(junit))
+    cases, repeats = collapse(load_all(list(junit)))
     history = None
     if previous:
-        runs = [(p, load(p)) for p in previous]
+        runs = [(p, collapse(load(p))[0]) for p in previous]
         history = classify(cases, runs, tolerance or Tolerance())
-    report = build(cases, list(junit), history)
+    report = build(cases, repeats, list(junit), history)
     many_hosts = len({r.case.host for r in report.rows}) > 1
     log.info("report: %d scenarios, drawing pictures", len(report.rows))
     summary, per_row = pictures(report, many_hosts)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.junit import words
 from harness.timeline import Timeline
 from reports.cases import Case
 from reports.history import History, Verdict, fmt_value, plural
@@ -103,18 +104,47 @@ def distinct(cases: Sequence[Case], key: str) -> str:
     return ", ".join(values) if values else "—"
 
 
-def timelines_of(case: Case) -> tuple[tuple[Timeline, ...], list[str]]:
-    found, problems = [], []
+def mismatch(t: Timeline, case: Case) -> str | None:
+    """Why timeline `t` is not the record of `case` (None: every fact both hold agrees): a
+    picture that disagrees with its table was written by another run, and must not be shown."""
+    run = case.props.get("run_id")
+    if t.run and run and t.run != run:
+        return f"written by run {t.run}, not by this case's run {run}"
+    side = "" if t.topology == case.props.get("topology") else (
+        "baseline." if t.topology == case.props.get("baseline.topology") else None)
+    if side is None or t.case != case.scenario:
+        return f"it is {t.case} on {t.topology}, not {case.scenario} on this case's topologies"
+    for key, mine in (("service_restart_s", t.restart_s), ("guest_recovery_s", t.recovery_s)):
+        if side + key not in case.props:
+            continue
+        theirs = case.value(key, baseline=bool(side))  # JUnit keeps 4 decimals
+        if (mine is None) != (theirs is None) or abs((mine or 0.0) - (theirs or 0.0)) > 2e-4:
+            return f"{side}{key} {fmt_value(mine)} in the artifact, {fmt_value(theirs)} in the JUnit"
+    raw = case.props.get(side + "impacted")
+    if raw is not None and {k.replace("/", ":") for k in t.impacted} != set(words(raw)):
+        return f"{side}impacted {' '.join(t.impacted) or 'none'} in the artifact, {raw} in the JUnit"
+    return None
+
+
+def timelines_of(case: Case) -> tuple[tuple[Timeline, ...], list[str], list[str]]:
+    """The case's timelines (its own first), what could not be read, and what disagrees with it."""
+    found, problems, wrong = [], [], []
     for path in case.attachments:
         if not path.name.endswith(".timeline.json"):
             continue
         try:
-            found.append(Timeline.load(path))
+            t = Timeline.load(path)
         except Exception as exc:  # one bad artifact must not sink the report: it is said instead
             problems.append(str(exc))
+            continue
+        why = mismatch(t, case)
+        if why is None:
+            found.append(t)
+        else:
+            wrong.append(f"{path.name}: {why}")
     mine = case.props.get("topology")
     found.sort(key=lambda t: t.topology != mine)
-    return tuple(found), problems
+    return tuple(found), problems, wrong
 
 
 def names(cases: Sequence[Case], limit: int = 8) -> str:
@@ -122,17 +152,19 @@ def names(cases: Sequence[Case], limit: int = 8) -> str:
     return ", ".join(listed[:limit]) + (f" and {len(listed) - limit} more" if len(listed) > limit else "")
 
 
-def build(cases: Sequence[Case], sources: Sequence[str], history: History | None) -> Report:
-    firsts = [c for c in cases if c.duplicate_of is None]
-    windsor = [c for c in firsts if c.is_windsor or (c.name.startswith("test_fault_contained") and c.status != "pass")]
-    others = tuple(c for c in firsts if c not in windsor)
-    duplicates = tuple(c for c in cases if c.duplicate_of is not None)
+def build(cases: Sequence[Case], repeats: Sequence[Case], sources: Sequence[str], history: History | None) -> Report:
+    """`cases`: one per case (reports.cases.collapse), `repeats`: the other runs of the same cases."""
+    windsor = [c for c in cases if c.is_windsor or (c.name.startswith("test_fault_contained") and c.status != "pass")]
+    others = tuple(c for c in cases if c not in windsor)
+    duplicates = tuple(repeats)
     reasons: list[str] = []
     notes: list[str] = []
     rows = []
+    wrong: list[str] = []
     for c in windsor:
-        lines, problems = timelines_of(c)
+        lines, problems, disagree = timelines_of(c)
         notes.extend(f"{c.scenario}: {p}" for p in problems)
+        wrong.extend(f"{c.scenario}: {w}" for w in disagree)
         ratio, text = improvement(c)
         rows.append(Row(c, history.of(c) if history else None, ratio, text, lines))
     failed = [c for c in windsor if c.failed]
@@ -144,6 +176,10 @@ def build(cases: Sequence[Case], sources: Sequence[str], history: History | None
         reasons.append(f"no scenario ran: all {len(windsor)} skipped")
     if failed:
         reasons.append(f"{len(failed)} of {plural(len(windsor), 'scenario')} failed: {names(failed)}")
+    if wrong:
+        reasons.append(f"{plural(len(wrong), 'timeline artifact')} disagree with their case's JUnit (another run "
+                       f"wrote over them?), not shown: " + "; ".join(wrong[:4])
+                       + (f" and {len(wrong) - 4} more" if len(wrong) > 4 else ""))
     broken = [c for c in others if c.failed]
     if broken:
         reasons.append(f"{plural(len(broken), 'other testcase')} failed: {', '.join(c.name for c in broken[:8])}")
@@ -161,10 +197,12 @@ def build(cases: Sequence[Case], sources: Sequence[str], history: History | None
         if history.missing:
             gone = history.missing
             reasons.append(f"{plural(len(gone), 'scenario')} that passed before did not run: {names(gone)}")
-    first = {c.key: c for c in firsts}
-    flaky = [d for d in duplicates if d.key in first and d.status != first[d.key].status]
+    shown = {(c.host, c.classname, c.name): c for c in cases}
+    flaky = {k: c for d in duplicates if d.passed and (c := shown[(d.host, d.classname, d.name)]).failed
+             for k in [(c.host, c.classname, c.name)]}
     if flaky:
-        reasons.append(f"{plural(len(flaky), 'case')} ran twice with different results (flaky): {names(flaky)}")
+        reasons.append(f"{plural(len(flaky), 'case')} passed in one run and failed in another (flaky), shown as "
+                       f"failed: {names(list(flaky.values()))}")
     if skipped:
         notes.append(f"{plural(len(skipped), 'scenario')} skipped: "
                      + "; ".join(f"{c.scenario} ({c.message or 'no reason given'})" for c in skipped[:6]))
@@ -176,7 +214,7 @@ def build(cases: Sequence[Case], sources: Sequence[str], history: History | None
         notes.append(f"timelines attached but not found for {plural(len(lost), 'scenario')} (archive "
                      f"windsor-artifacts/ beside the JUnit file): {names(lost)}")
     if duplicates:
-        notes.append(f"{plural(len(duplicates), 'repeated case')} (windsor merge's windsor.duplicate_of) shown once: "
+        notes.append(f"{plural(len(duplicates), 'repeat')} of a case shown once, with its worst outcome: "
                      f"{names(duplicates)}")
     ready = not reasons
     hosts = distinct(windsor, "host")

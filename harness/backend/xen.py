@@ -42,7 +42,8 @@ DOM0_STALL_DELAY_S = 0.3  # lets the ssh command that starts a dom0 stall return
 DOM0_STALL_MAX_S = 600.0
 # % of a CPU left to a stalled dom0: at 1 %, wstall itself woke 11 s after a 10 s lease
 DOM0_STALL_CAP = 5
-HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$")
+LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOSTNAME_RE = re.compile(rf"^(?=.{{1,253}}$){LABEL}(?:\.{LABEL})*$|^\[?[0-9A-Fa-f:.]{{2,45}}\]?$")
 USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 
 
@@ -68,7 +69,9 @@ class XenHost(Host):
             raise UsageError(f"bad host URL {spec.url!r}: write xen+ssh://user@host[:port]")
         # the host and user become ssh arguments: a name like "-oProxyCommand=..." must never get there
         if spec.host and not HOSTNAME_RE.match(spec.host):
-            raise UsageError(f"bad host name {spec.host!r} in {spec.url!r}: use a DNS name or an IP address")
+            shown = spec.host if len(spec.host) <= 60 else f"{spec.host[:40]}... ({len(spec.host)} characters)"
+            raise UsageError(f"bad host name {shown!r}: use a DNS name (at most 253 characters, labels of 63) "
+                             "or an IP address")
         if spec.user is not None and not USER_RE.match(spec.user):
             raise UsageError(f"bad user name {spec.user!r} in {spec.url!r}: use letters, digits, '_', '.', '-'")
         if spec.scheme == "xen+local" and (spec.host or spec.user or spec.port):
@@ -113,17 +116,21 @@ class XenHost(Host):
         now = float(out[-1])
         for line in out[:-1]:
             words = line.split()
-            if len(words) != 5:
+            try:
+                lease_id, expires_text, owner_word, fault, target = words
+                expires = float(expires_text)
+            except ValueError:
+                said.append(f"left a damaged lease journal entry alone ({line.strip()[:120]!r}): "
+                            "see /var/lib/windsor/state/leases on the host")
                 continue
-            lease_id, expires, owner_word, fault, target = words
             try:
                 owner = Owner.parse(owner_word)
             except ValueError:
                 owner = None
             alive = owner.alive() if owner is not None else False
-            if alive or (alive is None and float(expires) > now):
+            if alive or (alive is None and expires > now):
                 said.append(f"left {fault} of {target} (lease {lease_id}) alone: {owner} holds it "
-                            f"for {float(expires) - now:.0f}s more")
+                            f"for {expires - now:.0f}s more")
                 continue
             ended = self.remote.run(f"windsor-lease end {q(lease_id)} recovery", timeout=60).out.split()
             how = "reverted" if ended[-1:] == ["rc=0"] else "could not revert (see leases.log on the host)"

@@ -192,8 +192,9 @@ def dom0_image(files: LabFiles, release: str) -> None:
         for name in DOM0_TOOLS:
             shutil.copy(FILES / name, root / "usr" / "local" / "sbin" / name)
             (root / "usr" / "local" / "sbin" / name).chmod(0o755)
-        for name in HOTPLUG:
+        for name in HOTPLUG:  # executable whatever the installed copy's mode (a wheel may not keep it)
             shutil.copy(FILES / name, root / "etc" / "xen" / "scripts" / name)
+            (root / "etc" / "xen" / "scripts" / name).chmod(0o755)
         libdir = root / "usr" / "lib" / "x86_64-linux-gnu"
         run("gcc", "-O2", "-Wall", "-Werror", f"-I{files.debs / 'dev' / 'root' / 'usr' / 'include'}",
             "-o", str(root / "usr" / "local" / "sbin" / "wstall"), str(FILES / "wstall.c"),

@@ -132,8 +132,9 @@ def dd_image(files: LabFiles, release: str) -> None:
             (root / lib).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(rootfs / lib, root / lib, follow_symlinks=True)
         shutil.copytree(rootfs / "etc" / "xen", root / "etc" / "xen", symlinks=True)
-        for script in HOTPLUG:
+        for script in HOTPLUG:  # executable whatever the installed copy's mode (a wheel may not keep it)
             shutil.copy(FILES / script, root / "etc" / "xen" / "scripts" / script)
+            (root / "etc" / "xen" / "scripts" / script).chmod(0o755)
         for sub in ("var/run/xen", "var/log/xen", "var/lib/xen", "var/lock"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         install_modules(files, release, DD_MODULES, root)

@@ -57,15 +57,64 @@ def released(entry: dict[str, Any], by: str, at: float) -> dict[str, Any]:
             "pids": entry["pids"]}
 
 
-def read_journal(root: str) -> list[dict[str, Any]]:
-    """Every lease still held (or left behind) under `root`, oldest first."""
-    out = []
+LEASE_KEYS = ("id", "fault", "target", "owner", "pids", "expires_wall")
+
+
+def damage(entry: Any) -> str | None:
+    """Why a journal entry is not a lease this module wrote (None: it is one)."""
+    if not isinstance(entry, dict):
+        return f"a JSON {type(entry).__name__}, not an object"
+    missing = [k for k in LEASE_KEYS if k not in entry]
+    if missing:
+        return f"no {', '.join(repr(k) for k in missing)}"
+    try:
+        Owner(**entry["owner"])
+        [(int(pid), float(started)) for pid, started in entry["pids"]]
+        float(entry["expires_wall"])
+    except (TypeError, ValueError):
+        return "a malformed owner, pid list or expiry"
+    return None
+
+
+def scan_journal(root: str) -> tuple[list[dict[str, Any]], list[tuple[Path, str]]]:
+    """The leases held (or left behind) under `root`, oldest first; and the damaged entries, with why."""
+    out, damaged = [], []
     for path in sorted(journal_dir(root).glob("*.json")):
         try:
-            out.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue  # a half-written name never exists (atomic writes): this one went meanwhile
-    return sorted(out, key=lambda e: e.get("taken_wall", 0))
+            entry = json.loads(path.read_text())
+        except FileNotFoundError:
+            continue  # released meanwhile (entries are written whole, renamed into place)
+        except (OSError, ValueError) as exc:
+            damaged.append((path, f"not JSON: {exc}"))
+            continue
+        why = damage(entry)
+        if why is None:
+            out.append(entry)
+        else:
+            damaged.append((path, why))
+    return sorted(out, key=lambda e: float(e.get("taken_wall", 0))), damaged
+
+
+def read_journal(root: str) -> list[dict[str, Any]]:
+    """Every lease still held (or left behind) under `root`, oldest first (damaged entries left out)."""
+    return scan_journal(root)[0]
+
+
+def quarantine(root: str, damaged: list[tuple[Path, str]]) -> list[str]:
+    """Move damaged entries aside (``leases/quarantine/``), so that one bad file never stops a
+    session or a recovery; one line each. Nothing is reverted from them: they say nothing sure."""
+    said = []
+    for path, why in damaged:
+        dest = journal_dir(root) / "quarantine" / path.name
+        try:
+            dest.parent.mkdir(exist_ok=True)
+            path.replace(dest)
+        except OSError as exc:
+            said.append(f"a damaged lease journal entry {path} ({why}) could not be moved aside: {exc.strerror}")
+            continue
+        said.append(f"quarantined the damaged lease journal entry {path.name} ({why}) to {dest}: nothing was "
+                    "reverted from it")
+    return said
 
 
 def resume(pids: list[list[float]]) -> int:
@@ -203,8 +252,9 @@ def watch_owner(pid: int, on_gone: Callable[[], None]) -> None:
 
 def recover_journal(root: str) -> list[str]:
     """Revert every lease under `root` whose owner is gone; what was done, one line each."""
-    said = []
-    for entry in read_journal(root):
+    entries, damaged = scan_journal(root)
+    said = quarantine(root, damaged)
+    for entry in entries:
         owner = Owner(**entry["owner"])
         if owner.alive() is not False:
             continue  # a live run (or one on another machine) still holds it: not ours to undo
