@@ -132,6 +132,9 @@ def cmd_lab(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from bench.bench import main as bench_main
 
+    if not 1 <= args.runs <= 1000:
+        raise UsageError(f"bench --runs {args.runs}: use 1 to 1000")
+
     return bench_main([*(["--quick"] if args.quick else []),
                        *(["--accuracy", "--runs", str(args.runs)] if args.accuracy else [])])
 

@@ -24,7 +24,7 @@ class Case:
     classname: str
     source: str  # the JUnit file it came from
     status: str  # pass | fail | error | skip
-    message: str  # why it failed, errored or was skipped (first line)
+    message: str  # why it failed, errored or was skipped (whole, up to MESSAGE_MAX characters)
     props: Mapping[str, str]
     attachments: tuple[Path, ...]  # found on disk
     missing: tuple[str, ...]  # attached in system-out, but not found
@@ -70,6 +70,7 @@ class Case:
 
 
 KINDS = ((Error, "error"), (Failure, "fail"), (Skipped, "skip"))
+MESSAGE_MAX = 2000
 
 
 def status_of(case: TestCase) -> tuple[str, str]:
@@ -77,7 +78,7 @@ def status_of(case: TestCase) -> tuple[str, str]:
         for cls, kind in KINDS:
             if isinstance(result, cls):
                 text = (result.message or result.text or "").strip()
-                return kind, text.splitlines()[0][:300] if text else ""
+                return kind, text[:MESSAGE_MAX] + ("…" if len(text) > MESSAGE_MAX else "")
     return "pass", ""
 
 

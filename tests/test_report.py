@@ -12,7 +12,7 @@ from helpers import run
 from junitparser.xunit2 import JUnitXml
 from report_check import METRIC_KEYS, PNG, Cells, check_numbers, expected_text, report
 
-from harness.junit import case_props, read_cases
+from harness.junit import case_props, read_cases, words
 from harness.timeline import Timeline, attachments
 from reports.browser import executable, look
 
@@ -37,7 +37,7 @@ def test_timelines_are_attached_to_each_testcase(matrix_junit: Path) -> None:
             assert all(len(ops) > 10 for ops in t.ops.values()), (case.name, path)
             assert t.fault_end_s >= 0 and min(min(v) for v in t.ops.values()) < 0 < max(max(v) for v in t.ops.values())
         mine = seen[props["topology"]]
-        assert {k.replace("/", ":") for k in mine.impacted} == set(props["impacted"].split())
+        assert {k.replace("/", ":") for k in mine.impacted} == set(words(props["impacted"]))
         assert len({k.split("/")[0] for k in mine.impacted}) == int(props["guests_impacted"])
         assert {k.split("/")[0] for k in mine.ops} == {f"g{i:02d}" for i in range(1, int(props["guests_total"]) + 1)}
         base = seen[props["baseline.topology"]]
@@ -127,4 +127,4 @@ def test_three_shards_merged_then_reported(matrix_junit: Path, tmp_path: Path) -
     said = report(str(merged), "--out", str(out), "--previous", str(matrix_junit))
     assert said.startswith("READY for sign-off: 18 of 18"), said
     md = (out / "report.md").read_text()
-    assert f"1 repeated case (windsor merge's windsor.duplicate_of) shown once: {names[0].split('[')[1][:-1]}" in md
+    assert f"1 repeat of a case shown once, with its worst outcome: {names[0].split('[')[1][:-1]}" in md

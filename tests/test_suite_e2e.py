@@ -7,6 +7,7 @@ from helpers import pytest_argv, run, sim_processes
 from junitparser.xunit2 import JUnitXml
 
 from harness.fault import installed_faults
+from harness.junit import METRICS
 from harness.model import ROLES
 
 CASES = {f"test_fault_contained[{r}-{f}]" for r in ROLES for f in installed_faults()}
@@ -29,6 +30,13 @@ def test_matrix_is_green_with_baseline_in_every_case(matrix_junit: Path) -> None
         assert props["topology"] == "disaggregated" and props["baseline.topology"] == "monolithic", name
         assert props["acked_writes_lost"] == "0" and props["baseline.acked_writes_lost"] == "0", name
         assert "WINDSOR " in out and "baseline monolithic" in out, name
+        # nothing empty (Jenkins hides empty properties), the parameters in effect, the case under test attached first
+        assert all(v.strip() for v in props.values()), [k for k, v in props.items() if not v.strip()]
+        assert props["disturbed"] == "none" and props["baseline.host"] == props["host"], name
+        in_effect = {"kill": "none", "stall": "duration_s=1", "throttle": "duration_s=1,cap_pct=10"}
+        assert props["fault_params"] == in_effect[props["fault"]], name
+        assert ".disaggregated." in out.split("[[ATTACHMENT|", 1)[1].split("]]")[0], name
+        assert float(props["observed_s"]) >= 2.5, name
 
 
 def test_blast_radius_disaggregated_vs_monolithic(matrix_junit: Path) -> None:
@@ -53,11 +61,7 @@ def test_baseline_read_back_from_junit(matrix_junit: Path, tmp_path: Path) -> No
     _, old, _ = cases(matrix_junit)["test_fault_contained[netback-kill]"]
     (_, new, _), = cases(junit).values()
     assert {k: v for k, v in new.items() if k.startswith("baseline.")} == {
-        k: v for k, v in old.items() if k.startswith("baseline.") and k[9:] in {
-            "fault", "target_role", "target_domain", "topology", "seed", "guests_total", "guests_impacted",
-            "guests_expected_impacted", "max_guest_downtime_s", "service_restart_s", "guest_recovery_s",
-            "acked_writes_lost", "host_survived"}
-    }
+        k: v for k, v in old.items() if k.startswith("baseline.") and k[9:] in METRICS}
     table = run("windsor", "compare", str(junit))
     assert table.returncode == 0 and "netback-kill" in table.stdout and "true vs false" in table.stdout
 
