@@ -1,8 +1,9 @@
 """How far the verdicts can be trusted, as figures: ``windsor bench --accuracy [--runs N]``.
 
 1. False alarms: the whole matrix (with baselines, as users run it) N times on sim:// with a CPU
-   hog on one core beside it; every case that fails because an impact escaped its blast radius or
-   something outside it restarted is a false alarm (nothing is planted, so none is real).
+   hog on one core and a writer on the machine's disk (1 GB, fsynced, over and over) beside it;
+   every case that fails because an impact escaped its blast radius or something outside it
+   restarted is a false alarm (nothing is planted, so none is real).
 2. Misses: each leak planted in the host (harness/sim/leaks.py) N times on the case it shows in;
    each run must fail, with the message that names the leak.
 3. The late-outage bound: a bystander guest stopped 1–2 s after the fault, for shorter and shorter
@@ -39,6 +40,7 @@ LEAK_CASES = (  # leak, the case it shows in, what the failure must say
 )
 LATE_STALLS_S = (0.1, 0.15, 0.2, 0.25, 0.3, 0.5)
 HOG = "import os\nos.sched_setaffinity(0, {0})\nwhile True:\n    pass\n"
+DISK_WRITER = "while :; do dd if=/dev/zero of={file} bs=1M count=1000 conv=fsync status=none; done"
 
 
 def pytest_suites(args: Sequence[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -61,6 +63,7 @@ def failures(junit: Path) -> tuple[int, list[tuple[str, str]]]:
 
 def false_alarms(runs: int, work: Path) -> dict[str, Any]:
     hog = subprocess.Popen([sys.executable, "-c", HOG])
+    writer = subprocess.Popen(["sh", "-c", DISK_WRITER.format(file=work / "big")], start_new_session=True)
     rows: list[dict[str, Any]] = []
     try:
         for i in range(runs):
@@ -76,6 +79,9 @@ def false_alarms(runs: int, work: Path) -> dict[str, Any]:
     finally:
         hog.kill()
         hog.wait()
+        subprocess.run(["pkill", "-KILL", "-s", str(writer.pid)], check=False)
+        writer.wait()
+        (work / "big").unlink(missing_ok=True)
     return {"runs": rows, "false_alarms": sum(len(r["false_alarms"]) for r in rows),
             "other_failures": sum(len(r["failed"]) - len(r["false_alarms"]) for r in rows),
             "cases": sum(r["cases"] for r in rows)}
@@ -116,7 +122,7 @@ def main(runs: int) -> int:
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     print(f"bench --accuracy: {runs} runs each; {os.cpu_count()} CPUs")
-    print(f"\n== 1. false alarms: the matrix {runs} times, a CPU hog on core 0 ==", flush=True)
+    print(f"\n== 1. false alarms: the matrix {runs} times, a CPU hog on core 0 and a disk writer ==", flush=True)
     fa = false_alarms(runs, work)
     print(f"\n== 2. misses: planted leaks, {runs} runs each ==", flush=True)
     mi = misses(runs, work)
