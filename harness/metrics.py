@@ -4,14 +4,17 @@ A (guest, device)'s *outages* are the gaps between its consecutive completions (
 after its last one) that overlap the judged span, from the fault to the end of observation, and
 are long enough to count; a gap's downtime is its length less one cadence.
 
-- A gap that starts inside the fault's own period — from the hit until the fault was reverted and
-  the role answered again, plus the time a device takes to notice (`Observation.slack`) — is the
-  fault's own: it counts when its downtime exceeds the impact threshold and twice the device's own
-  jitter (`noise`, measured before the fault). A fault that comes and goes (a flap, a crash loop,
-  a throttle) has several such outages, and every one counts.
-- A gap that starts later is a delayed consequence, or the machine's noise: it counts only when it
-  is `LATE_FACTOR` times as long. So the smallest late outage that is caught is
-  `LATE_FACTOR × max(threshold, 2 × noise)` of downtime (200 ms at sim://'s defaults).
+- A gap is the fault's own when it starts while the fault acts on the device: for a device in the
+  blast radius, from the hit until the fault was reverted and the role answered again; for any
+  other device, at the hit (a hidden dependency shows at once) — each plus the time a device takes
+  to notice (`Observation.slack`). It counts when its downtime exceeds the impact threshold and
+  twice the device's own jitter (`noise`, measured before the fault). A fault that comes and goes
+  (a flap, a crash loop, a throttle) has several such outages, and every one counts.
+- Any other gap is a delayed consequence, or the machine's noise: it counts only when it is
+  `LATE_FACTOR` times as long. So the smallest late outage that is caught is
+  `LATE_FACTOR × max(threshold, 2 × noise)` of downtime (200 ms at sim://'s defaults). Measured
+  under load: a 90 ms stall of every process on the machine just after a window ended, which a
+  1× rule for every device counted as an escape (`windsor bench --accuracy`).
 
 A device is impacted when it has an outage; its recovery is the end of its *last* outage, and the
 fault's guest recovery the latest of those (none while one is still open).
@@ -91,11 +94,12 @@ def excess_gap(times: list[float], start: float, end: float, cadence: float) -> 
     return max((b - a - cadence for a, b in itertools.pairwise(inside)), default=0.0)
 
 
-def pair_impact(times: list[float], obs: Observation, noise: float = 0.0) -> PairImpact:
-    """One device's outages in [obs.t0, obs.t_end] (see the module's docstring)."""
+def pair_impact(times: list[float], obs: Observation, noise: float = 0.0, exposed: bool = True) -> PairImpact:
+    """One device's outages in [obs.t0, obs.t_end] (see the module's docstring); `exposed`: the
+    device is in the fault's blast radius."""
     if not times:
         return PairImpact(obs.t_end - obs.t0, 1, obs.t_end - obs.t0, None, noise)
-    own_until = obs.own_until + obs.slack
+    own_until = (obs.own_until if exposed else obs.t0) + obs.slack
     edges = [*times, obs.t_end] if times[-1] < obs.t_end else times
     worst, outages, total, last_end = 0.0, 0, 0.0, None
     for i in range(1, len(edges)):
@@ -117,7 +121,7 @@ def compute(obs: Observation, restart_s: float | None, acked_writes_lost: int,
     impacts = {}
     for p in sorted(obs.pairs):
         times = obs.progress.get(p, [])
-        impacts[p] = pair_impact(times, obs, max(0.0, excess_gap(times, *obs.quiet, obs.cadence)))
+        impacts[p] = pair_impact(times, obs, max(0.0, excess_gap(times, *obs.quiet, obs.cadence)), p in obs.expected)
     impacted = frozenset(p for p, i in impacts.items() if i.impacted)
     ends = [impacts[p].gap_end for p in impacted]
     if not impacted:

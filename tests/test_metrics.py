@@ -5,10 +5,12 @@ from harness.metrics import Observation, compute, pair_impact
 NET = ("g1", "net")
 
 
-def obs(t0: float, t_end: float, own_until: float | None = None, times: list[float] | None = None) -> Observation:
-    """An observation of one device at a 10 ms cadence and a 50 ms threshold; quiet before t0."""
-    return Observation({NET: times or []}, frozenset({NET}), frozenset(), (0.0, t0), t0,
-                       t0 if own_until is None else own_until, t_end, 0.01, 0.05)
+def obs(t0: float, t_end: float, own_until: float | None = None, times: list[float] | None = None,
+        exposed: bool = False) -> Observation:
+    """An observation of one device (in the blast radius if `exposed`) at a 10 ms cadence and a 50 ms
+    threshold; quiet before t0."""
+    return Observation({NET: times or []}, frozenset({NET}), frozenset({NET}) if exposed else frozenset(),
+                       (0.0, t0), t0, t0 if own_until is None else own_until, t_end, 0.01, 0.05)
 
 
 def steady(start: float, end: float, cadence: float = 0.01) -> list[float]:
@@ -58,7 +60,7 @@ def test_a_fault_that_comes_and_goes_counts_every_outage_and_recovers_at_the_las
     fault's own period is the fault's, however late in it; recovery is the end of the last one
     (measured before: one outage, recovery 0.2 s, while the device was down again until 2.0)."""
     times = steady(0.0, 1.0) + steady(1.2, 1.4) + steady(1.6, 1.8) + steady(2.0, 3.0)
-    flap = obs(1.0, 3.0, own_until=2.0, times=times)
+    flap = obs(1.0, 3.0, own_until=2.0, times=times, exposed=True)
     impact = pair_impact(times, flap)
     assert impact.outages == 3
     assert abs(impact.total_downtime_s - 3 * 0.19) < 1e-6
@@ -66,13 +68,27 @@ def test_a_fault_that_comes_and_goes_counts_every_outage_and_recovers_at_the_las
     metrics, _ = compute(flap, 1.0, 0, True)
     assert abs(metrics.guest_recovery_s - 1.0) < 1e-9  # type: ignore[operator]
     assert metrics.max_guest_outages == 3 and abs(metrics.max_guest_total_downtime_s - 0.57) < 1e-6
-    # the same outages after a fault that was over at once would be late and too short to count
-    assert pair_impact(times, obs(1.0, 3.0, own_until=1.0, times=times)).outages == 1
+    # the same outages after a fault that was over at once would be late and too short to count;
+    # and so are they on a device outside the blast radius, however long the fault acts
+    assert pair_impact(times, obs(1.0, 3.0, own_until=1.0, times=times, exposed=True)).outages == 1
+    assert pair_impact(times, obs(1.0, 3.0, own_until=2.0, times=times), exposed=False).outages == 1
+
+
+def test_outside_the_blast_radius_only_an_immediate_outage_counts_at_the_threshold() -> None:
+    """A 90 ms stall of every process on a loaded machine, just after a 1 s window ended: the
+    device in the blast radius counts it (it is the fault's period), a bystander does not (it is
+    late for it: it must be 4 x the threshold); a bystander stopped at the hit counts at once."""
+    hiccup = steady(0.0, 1.03) + steady(1.12, 3.0)
+    own = obs(0.0 + 0.5, 3.0, own_until=1.51, times=hiccup)
+    assert pair_impact(hiccup, own, exposed=True).outages == 1
+    assert pair_impact(hiccup, own, exposed=False).outages == 0
+    at_once = steady(0.0, 0.5) + steady(0.6, 3.0)
+    assert pair_impact(at_once, obs(0.5, 3.0, own_until=1.51, times=at_once), exposed=False).outages == 1
 
 
 def test_recovery_is_the_end_of_the_last_outage_not_the_longest() -> None:
     times = steady(0.0, 1.0) + steady(1.6, 1.7) + steady(1.8, 3.0)  # 0.6 s, then 0.1 s
-    impact = pair_impact(times, obs(1.0, 3.0, own_until=1.8, times=times))
+    impact = pair_impact(times, obs(1.0, 3.0, own_until=1.8, times=times, exposed=True))
     assert impact.outages == 2 and impact.gap_end == 1.8 and abs(impact.downtime_s - 0.59) < 1e-6
 
 

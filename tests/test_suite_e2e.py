@@ -1,9 +1,11 @@
 """`pytest suites` as a user runs it: the whole matrix, its JUnit, baselines read back from JUnit,
 and a failing run that still leaves no process behind."""
 
+import os
+import subprocess
 from pathlib import Path
 
-from helpers import pytest_argv, run, sim_processes
+from helpers import REPO, pytest_argv, run, sim_processes
 from junitparser.xunit2 import JUnitXml
 
 from harness.fault import installed_faults
@@ -74,3 +76,17 @@ def test_failing_run_fails_and_leaves_no_process(tmp_path: Path) -> None:
     assert not sim_processes()
     assert list(tmp_path.glob("wsim-*")) == []  # the run dir went with the host
     assert list((tmp_path / "leases").iterdir()) == []  # and no lease is left in the journal
+
+
+def test_the_main_job_leaves_its_report_when_a_case_fails(tmp_path: Path) -> None:
+    """README's first command (ci/nightly.sh): a failing run is when the report matters most. It
+    is written, says NOT READY, and the job still exits non-zero."""
+    env = {**os.environ, "WINDSOR_OUT": str(tmp_path / "out"), "WINDSOR_BOOTSTRAP": "0"}
+    done = subprocess.run(["bash", "ci/nightly.sh", "-q", "-k", "console-kill", "--no-baseline", "--restart-budget",
+                           "0.001", "--host", f"sim://?dir={tmp_path / 'root'}"], cwd=REPO, capture_output=True,
+                          text=True, timeout=600, env=env)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
+    page = (tmp_path / "out" / "report" / "report.md").read_text()
+    assert "**NOT READY for sign-off: 1 of 1 scenario failed: console-kill" in page, page[:500]
+    assert (tmp_path / "out" / "report" / "index.html").is_file()
+    assert f"nightly: report in {tmp_path / 'out'}/report/index.html (and report.md); tests exited 1" in done.stdout
