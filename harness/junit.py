@@ -1,4 +1,4 @@
-"""JUnit: DESIGN.md's property names, the one-line summary for system-out, and reading a
+"""JUnit: docs/design.md's property names, the one-line summary for system-out, and reading a
 baseline back from an earlier run's JUnit file."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""From the guests' own records to DESIGN.md's metrics. Pure functions: no host needed.
+"""From the guests' own records to docs/design.md's metrics. Pure functions: no host needed.
 
 A (guest, device)'s *outages* are the gaps between its consecutive completions (and the open gap
 after its last one) that overlap the judged span, from the fault to the end of observation, and

@@ -1,4 +1,4 @@
-"""Roles, devices and guests: the vocabulary of ../shared/DESIGN.md as data."""
+"""Roles, devices and guests: the vocabulary of docs/design.md as data."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Resilience matrix: every role × every installed fault on the host under test.
 
-For the topology under test it asserts what DESIGN.md promises: the failure stayed inside the
+For the topology under test it asserts what docs/design.md promises: the failure stayed inside the
 fault's blast radius, nothing outside it was restarted, the service and every impacted guest came
 back within budget, and no acknowledged write was lost. The monolithic baseline is measured and
 recorded beside it (JUnit properties ``baseline.*``), not asserted: it is not contained.

@@ -1,4 +1,4 @@
-"""Topology files: built-ins load, placement follows DESIGN.md, bad files give one clear error."""
+"""Topology files: built-ins load, placement follows docs/design.md, bad files give one clear error."""
 
 from pathlib import Path
 
