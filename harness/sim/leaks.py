@@ -11,6 +11,11 @@ The host passes the chosen leaks to its processes in the environment (`ENV`); ea
 from __future__ import annotations
 
 import os
+import random
+import threading
+from collections.abc import Callable
+
+import psutil
 
 from harness.errors import UsageError
 
@@ -52,3 +57,22 @@ def restarted(run_dir: str, domain: str, role: str) -> bool:
     with open(mark, "a", encoding="ascii") as fh:
         fh.write(f"{domain} {os.getpid()}\n")
     return again
+
+
+def stop_later(pid: int, said: Callable[[float], None], stop: threading.Event) -> None:
+    """late-stall: 1-2 s from now, stop process `pid` for `late_stall_s()`, then let it run again."""
+
+    def stall() -> None:
+        seconds = late_stall_s()
+        said(seconds)
+        try:
+            proc = psutil.Process(pid)
+            proc.suspend()
+            stop.wait(seconds)  # allow-sleep: the planted stall itself
+            proc.resume()
+        except psutil.Error:
+            pass
+
+    timer = threading.Timer(random.uniform(*LATE_AFTER_S), stall)
+    timer.daemon = True
+    timer.start()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -301,33 +300,18 @@ class Manager:
 
     def leak_late_stall(self, hit: str) -> None:
         """Planted leak late-stall (harness/sim/leaks.py; off unless sim://?leak= asks): 1-2 s
-        after domain `hit` is faulted, the first guest that uses nothing of it stops for 0.5 s."""
+        after domain `hit` is faulted, the first guest that uses nothing of it stops for a while."""
         if not leaks.planted("late-stall") or self._late_stall_armed:
             return
         self._late_stall_armed = True
         with self.lock:
             specs = sorted(self.guests.values(), key=lambda g: str(g["name"]))
         bystanders = [g["name"] for g in specs if hit not in {d["domain"] for d in self.devices(g)}]
-        if not bystanders:
-            return
-
-        def stall() -> None:
-            with self.lock:
-                dom = self.doms.get(bystanders[0])
-            if dom is None:
-                return
-            self.event("leak-late-stall", domain=dom.name, seconds=leaks.late_stall_s())
-            try:
-                proc = psutil.Process(dom.pid)
-                proc.suspend()
-                self.stop.wait(leaks.late_stall_s())  # allow-sleep: the planted stall itself
-                proc.resume()
-            except psutil.Error:
-                pass
-
-        timer = threading.Timer(random.uniform(*leaks.LATE_AFTER_S), stall)
-        timer.daemon = True
-        timer.start()
+        if bystanders:
+            dom = self.doms.get(bystanders[0])
+            if dom is not None:
+                leaks.stop_later(dom.pid, lambda s: self.event("leak-late-stall", domain=dom.name, seconds=s),
+                                 self.stop)
 
     def release(self, lease_id: str, by: str) -> Msg:
         ended = self.leases.release(lease_id, by)
