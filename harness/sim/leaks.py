@@ -5,17 +5,16 @@ and tests/test_accuracy.py use them). The run's ``host`` property keeps the URL,
 shows which leaks were planted.
 
 The host passes the chosen leaks to its processes in the environment (`ENV`); each role asks
-`planted(name)`.
+`planted(name)`. Domain processes run without site-packages (``python -S``): stdlib only here.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import signal
 import threading
 from collections.abc import Callable
-
-import psutil
 
 from harness.errors import UsageError
 
@@ -66,11 +65,10 @@ def stop_later(pid: int, said: Callable[[float], None], stop: threading.Event) -
         seconds = late_stall_s()
         said(seconds)
         try:
-            proc = psutil.Process(pid)
-            proc.suspend()
+            os.kill(pid, signal.SIGSTOP)
             stop.wait(seconds)  # allow-sleep: the planted stall itself
-            proc.resume()
-        except psutil.Error:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
             pass
 
     timer = threading.Timer(random.uniform(*LATE_AFTER_S), stall)
