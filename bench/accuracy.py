@@ -94,8 +94,9 @@ def misses(runs: int, work: Path) -> dict[str, Any]:
         for i in range(runs):
             done = pytest_suites(["--no-baseline", "-k", case, "--recovery-budget", "2",
                                   "--host", f"sim://?leak={leak}&dir={work / 'root'}"])
-            caught += done.returncode == 1 and says in done.stdout
-            if not (done.returncode == 1 and says in done.stdout):
+            named = done.returncode == 1 and says in done.stdout
+            caught += named
+            if not named:
                 print(f"  {leak} run {i + 1}: MISSED (exit {done.returncode})\n{done.stdout[-1500:]}", flush=True)
         out[leak] = {"case": case, "runs": runs, "caught": caught}
         print(f"  {leak:18s} on {case:14s}: caught {caught}/{runs}", flush=True)

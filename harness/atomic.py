@@ -54,6 +54,14 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
 
 
+def nearest_existing(path: str | Path) -> Path:
+    """`path`, or the nearest directory above it that exists."""
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
 def check_writable_dir(path: str | Path, what: str) -> None:
     """UsageError unless `path` is a directory this process can write in, or one it can make: the
     nearest directory above it that exists takes a new entry (tried with a probe directory, made and
@@ -67,9 +75,7 @@ def check_writable_dir(path: str | Path, what: str) -> None:
         raise UsageError(f"{what}: {shown!r} is too long a path (names of at most 255 bytes, 3000 in all)")
     if target.exists() and not target.is_dir():
         raise UsageError(f"{what}: {str(target)!r} exists and is not a directory")
-    probe = target
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+    probe = nearest_existing(target)
     if not probe.is_dir():
         raise UsageError(f"{what}: {str(probe)!r} is not a directory, so {str(target)!r} cannot be made")
     try:

@@ -35,7 +35,7 @@ from typing import Any
 
 import psutil
 
-from harness.atomic import check_writable_dir, write_atomic
+from harness.atomic import check_writable_dir, nearest_existing, write_atomic
 from harness.backend.base import Entity, Health, Host, HostSpec, Target
 from harness.errors import HostError, UsageError
 from harness.lease import Lease, Owner
@@ -66,9 +66,7 @@ def default_root() -> str:
 
 def in_memory(path: str) -> bool:
     """Is `path` (or the nearest directory above it that exists) on a memory filesystem?"""
-    probe = Path(path)
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+    probe = nearest_existing(path)
     try:
         mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
     except OSError:
