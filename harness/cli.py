@@ -8,7 +8,10 @@
                               sign-off report: index.html (offline) + report.md, verdict, plots,
                               regressions and drifts against earlier runs
   windsor recover [--host U]  revert what killed runs left on a host (its lease journal)
-  windsor lab up|status|down  the real-Xen lab: build (cached) and boot Xen 4.17 under QEMU
+  windsor host prepare|status|remove URL
+                              the harness's tools and images on a stock Xen host, over ssh
+  windsor lab up|status|down [--dom0 stock]
+                              the real-Xen lab: build (cached) and boot Xen 4.17 under QEMU
   windsor bench [--quick]     this machine's figures (matrix time, stall accuracy, restarts, scaling)
   windsor bench --accuracy    the verdicts' accuracy: false alarms, planted leaks caught, late outages
 """
@@ -105,17 +108,52 @@ def cmd_recover(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_host(args: argparse.Namespace) -> int:
+    import logging
+
+    from harness.backend import get_host
+    from harness.backend.xen import XenHost
+    from harness.xen import prepare as host_tools
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    host = get_host(args.url)
+    if not isinstance(host, XenHost):
+        raise UsageError(f"windsor host works on Xen hosts (xen+ssh://, xen+local://, lab://), not {args.url!r}")
+    url = host.prepare_url()
+    if args.action == "prepare":
+        from harness.lab.build import payload
+        from harness.lab.machine import DEFAULT_DIR
+        from harness.xen.payload import sources
+
+        started = time.monotonic()
+        files = sources(payload(Path(args.lab_dir) if args.lab_dir else DEFAULT_DIR))
+        built = time.monotonic() - started
+        done = host_tools.prepare(host.remote, url, files, lambda line: print(line, flush=True))
+        print(f"{url}: tools {done.version} ready: uploaded {len(done.uploaded)} files "
+              f"({done.uploaded_bytes / 1e6:.1f} MB) in {done.seconds:.1f}s "
+              f"(payload built or checked here in {built:.1f}s)")
+        return 0
+    if args.action == "status":
+        ok, lines = host_tools.status(host.remote, url)
+        print("\n".join(lines))
+        return 0 if ok else 1
+    for line in host_tools.remove(host.remote, url):
+        print(f"{url}: {line}")
+    return 0
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     import logging
 
     from harness.lab.machine import Lab
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    lab = Lab()
+    lab = Lab(dom0=args.dom0)
     if args.action == "up":
         state = lab.up()
-        print(f"lab up: pid {state.pid}, ssh root@127.0.0.1 -p {state.port} -i {lab.files.key}, "
+        print(f"lab up ({state.dom0} dom0): pid {state.pid}, ssh root@127.0.0.1 -p {state.port} -i {lab.files.key}, "
               f"dom0 ready {state.ready_s:.1f}s after QEMU start")
+        print(f"as a Xen host: {state.url}?identity={lab.files.key}")
     elif args.action == "down":
         print("lab stopped" if lab.down() else "lab was not running")
     else:
@@ -124,7 +162,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
             print("lab is not running")
             return 1
         xl = lab.ssh("xl list")
-        print(f"lab running: pid {running.pid}, ssh port {running.port}, up {time.time() - running.started:.0f}s")
+        print(f"lab running ({running.dom0} dom0): pid {running.pid}, ssh port {running.port}, "
+              f"up {time.time() - running.started:.0f}s, as a Xen host: {running.url}?identity={lab.files.key}")
         print(xl.stdout.rstrip() or f"xl list failed: {xl.stderr.strip()}")
     return 0
 
@@ -176,8 +215,17 @@ def main(argv: list[str] | None = None) -> int:
     recover = sub.add_parser("recover", help="revert what killed runs left on a host (from its lease journal)")
     recover.add_argument("--host", default="sim://", help="host URL (default sim://)")
     recover.set_defaults(func=cmd_recover)
+    hostp = sub.add_parser("host", help="install, check or remove the harness's tools on a Xen host")
+    hostp.add_argument("action", choices=("prepare", "status", "remove"))
+    hostp.add_argument("url", help="xen+ssh://root@HOST[:PORT][?identity=KEY], xen+local://, lab://")
+    hostp.add_argument("--lab-dir", metavar="DIR", help="where the images are built and cached "
+                       "(default ~/.cache/windsor/lab, or $WINDSOR_LAB_DIR)")
+    hostp.set_defaults(func=cmd_host)
     lab = sub.add_parser("lab", help="the real-Xen lab on this machine (Xen 4.17 under QEMU)")
     lab.add_argument("action", choices=("up", "status", "down"))
+    lab.add_argument("--dom0", choices=("windsor", "stock"), default="windsor",
+                     help="windsor: our dom0 with the tools baked in (default); stock: a plain Debian Xen "
+                          "install with nothing of ours (prepare it with windsor host prepare)")
     lab.set_defaults(func=cmd_lab)
     bench = sub.add_parser("bench", help="measure this machine")
     bench.add_argument("--quick", action="store_true")

@@ -17,13 +17,15 @@ from tenacity import (
 log = logging.getLogger("windsor")
 
 
-def wait_until(what: str, probe: Callable[[], bool], timeout: float, quiet: bool = False) -> bool:
-    """Poll `probe` (backing off from 2 ms to 20 ms) until true or `timeout`; False at the deadline."""
+def wait_until(what: str, probe: Callable[[], bool], timeout: float, quiet: bool = False,
+               interval: float = 0.02) -> bool:
+    """Poll `probe` (backing off from 2 ms to `interval`) until true or `timeout`; False at the
+    deadline. A costly probe (an ssh command) takes a longer `interval`."""
     if not quiet:
         log.info("waiting up to %.1fs for %s", timeout, what)
     retrying = Retrying(
         stop=stop_after_delay(timeout),
-        wait=wait_exponential(multiplier=0.002, max=0.02),
+        wait=wait_exponential(multiplier=0.002, max=interval),
         retry=retry_if_result(lambda ok: not ok) | retry_if_exception_type(OSError),
         reraise=False,
     )

@@ -41,7 +41,8 @@ def test_a_built_wheel_works_outside_the_checkout(tmp_path: Path) -> None:
     installed = sh(venv / "bin" / "python", "-c", "import harness.lab.build as b; print(b.FILES)", cwd=elsewhere)
     files = Path(installed.stdout.strip())
     assert str(files).startswith(str(venv)), files  # the installed copy, not the checkout
-    assert {"windsor-lease", "windsor-agent", "windsor-topo", "wrec.c", "wstall.c", "dom0-init.sh"} <= {
+    assert {"windsor-lease", "windsor-agent", "windsor-topo", "windsor-console", "windsor-boot", "wrec.c", "wstall.c",
+            "dom0-init.sh"} <= {
         p.name for p in files.iterdir()}
     assert sh(venv / "bin" / "windsor", "topology", "disaggregated", cwd=elsewhere).stdout.startswith("disaggregated")
     assert not (REPO / "build").exists()

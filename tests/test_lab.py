@@ -17,8 +17,8 @@ pytestmark = pytest.mark.lab
 
 GUEST_CFG = """name="smoke"
 type="pv"
-kernel="/var/lib/windsor/vmlinux"
-ramdisk="/var/lib/windsor/guest.cpio"
+kernel="/opt/windsor/current/images/vmlinux"
+ramdisk="/opt/windsor/current/images/guest.cpio"
 extra="console=hvc0 rdinit=/init quiet windsor.cadence=100"
 memory=128
 vcpus=1

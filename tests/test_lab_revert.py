@@ -23,11 +23,13 @@ from junitparser.xunit2 import JUnitXml
 
 from harness.lab.machine import Lab
 from harness.waiting import wait_until
-from harness.xen.records import Records
+from harness.xen.payload import tool
+from harness.xen.records import LOG_DIR, Records
 
 pytestmark = pytest.mark.lab
 SCENARIO = REPO / "tests" / "revert" / "scenario_revert.py"
 LEASES = "/var/lib/windsor/state/leases.log"
+LEASE_TOOL = tool("windsor-lease")
 # trigger: (exit status, stall window, extra arguments). The timeout must fall inside the stall
 # whatever the topology's boot and steady state took (25-50 s here): a 75 s limit, a 60 s stall.
 TRIGGERS: dict[str, tuple[int, float, list[str]]] = {
@@ -68,14 +70,14 @@ def held(lab: Lab) -> str:
     """What in dom0 still holds a fault: paused domains, a CPU cap, wstall, journalled leases."""
     said = lab.ssh("xl list | awk 'NR > 1 && $5 ~ /p/ { print \"paused\", $1 }'; "
                    "xl sched-credit2 | awk 'NR > 1 && $4 != 0 && $4 ~ /^[0-9]+$/ { print \"capped\", $1 }'; "
-                   "pgrep -x wstall >/dev/null && echo wstall running; windsor-lease list", 60)
+                   f"pgrep -x wstall >/dev/null && echo wstall running; {LEASE_TOOL} list", 60)
     return said.stdout.strip()
 
 
 def in_effect(lab: Lab, fault: str, target: str) -> bool:
     """Is the fault holding now: journalled in dom0, and in effect? (A domain being created is
     paused too: the journal tells a fault apart.) Cheap checks: a capped dom0 crawls."""
-    journalled = f"windsor-lease list | grep -q ' {fault} {target}$'"
+    journalled = f"{LEASE_TOOL} list | grep -q ' {fault} {target}$'"
     if target == "dom0":  # wstall says when the cap is set
         check = "grep -q capped /var/lib/windsor/state/wstall.out"
     elif fault == "stall":
@@ -87,7 +89,7 @@ def in_effect(lab: Lab, fault: str, target: str) -> bool:
 
 def progress_after(lab: Lab, t: float) -> dict[tuple[str, str], int]:
     """Per guest device: how many operations completed after host time `t` (the consoles' logs)."""
-    guests = tuple(lab.ssh("ls /var/log/xen/console").stdout.replace("guest-", "").replace(".log", "").split())
+    guests = tuple(lab.ssh(f"ls {LOG_DIR}").stdout.replace(".log", "").split())
     records = Records(tuple(g for g in guests if g.startswith("g")))
     state = lab.state()
     assert state is not None
@@ -99,7 +101,7 @@ def progress_after(lab: Lab, t: float) -> dict[tuple[str, str], int]:
 @pytest.fixture
 def topology_down(lab: Lab) -> Iterator[None]:
     yield
-    lab.ssh("windsor-topo down >/dev/null 2>&1; windsor-lease list", 120)
+    lab.ssh(f"{tool('windsor-topo')} down >/dev/null 2>&1; {LEASE_TOOL} list", 120)
 
 
 # (fault, trigger, topology, target): the stall of a driver domain cut short every way; the

@@ -1,9 +1,10 @@
 """``xen+ssh://user@host[:port]`` and ``xen+local://`` — a real Xen host, driven through its own
 tools (``xl``, ``xenstore-*``) over testinfra's ssh or local backend.
 
-The control domain must carry the lab's tools and images (what ``windsor lab`` builds into its
-dom0: ``windsor-topo``, ``windsor-agent``, the kernel, ``dd.cpio`` and ``guest.cpio`` under
-/var/lib/windsor). Kernel roles (netback, blkback) run in driver domains when the topology says
+The control domain must carry the harness's tools and images under /opt/windsor (see
+harness/xen/payload.py): ``windsor host prepare URL`` installs them on a stock Xen host, the lab's
+own dom0 has them built in. A host whose tools are another version is refused at session start,
+with the command that fixes it. Kernel roles (netback, blkback) run in driver domains when the topology says
 so; process roles stay in dom0 (Debian's Xen has no stub domains), so only netback and blkback
 can be faulted here. Times are the host's wallclock, which Xen shares with every PV domain: the
 guests' records carry it.
@@ -31,7 +32,8 @@ from harness.model import GuestSpec, Pair
 from harness.topology import Topology
 from harness.waiting import wait_until
 from harness.xen.inventory import HostEntry, load_inventory
-from harness.xen.plan import STATE, Plan, make_plan
+from harness.xen.payload import CURRENT, STATE, tool, tools_version
+from harness.xen.plan import Plan, make_plan
 from harness.xen.records import Records
 from harness.xen.remote import Remote, q
 
@@ -105,14 +107,20 @@ class XenHost(Host):
         if why:
             raise HostError(f"{self.spec.url} does not answer over ssh ({why}): check the address, the user and the "
                             "key (?identity=FILE), and that sshd runs in its control domain")
-        if self.remote.run("command -v windsor-lease", timeout=10).rc != 0:
-            raise HostError(f"{self.spec.url}: no windsor-lease in the control domain, so no fault could be "
-                            "guaranteed to end: install the lab's dom0 tools (harness/lab/files/)")
+        installed = self.remote.run(f"cat {CURRENT}/VERSION", timeout=10).out.strip()
+        if installed != tools_version():
+            have = f"has the harness's tools {installed}" if installed else "has no harness tools"
+            raise HostError(f"{self.spec.url} {have}, this harness needs {tools_version()}: "
+                            f"windsor host prepare {self.prepare_url()}")
         return []
+
+    def prepare_url(self) -> str:
+        """The URL to give `windsor host prepare` for this host."""
+        return self.spec.url
 
     def recover(self) -> list[str]:
         said = []
-        out = self.remote.check("windsor-lease list; date +%s.%N", timeout=30).splitlines()
+        out = self.remote.check(f"{tool('windsor-lease')} list; date +%s.%N", timeout=30).splitlines()
         now = float(out[-1])
         for line in out[:-1]:
             words = line.split()
@@ -132,10 +140,15 @@ class XenHost(Host):
                 said.append(f"left {fault} of {target} (lease {lease_id}) alone: {owner} holds it "
                             f"for {expires - now:.0f}s more")
                 continue
-            ended = self.remote.run(f"windsor-lease end {q(lease_id)} recovery", timeout=60).out.split()
+            ended = self.remote.run(f"{tool('windsor-lease')} end {q(lease_id)} recovery", timeout=60).out.split()
             how = "reverted" if ended[-1:] == ["rc=0"] else "could not revert (see leases.log on the host)"
             said.append(f"{how} {fault} of {target} (lease {lease_id}) left by {owner}, which is gone")
         return said
+
+    def swap_lease(self, expected: str, new: str) -> str:
+        from harness.xen.hostlease import swap  # the host lease: /var/lib/windsor/host.lease in dom0
+
+        return swap(self.remote, expected, new)
 
     # -- the channel ----------------------------------------------------------------------------
     def connect(self) -> Remote:
@@ -180,8 +193,6 @@ class XenHost(Host):
     def boot(self, topology: Topology, guests: Sequence[GuestSpec], cadence: float, seed: int) -> None:
         if not self.remote.answers():
             raise HostError(f"{self.spec.url}: the control domain does not answer")
-        if self.remote.run("command -v windsor-topo").rc != 0:
-            raise HostError(f"{self.spec.url}: no windsor-topo in the control domain (a windsor lab dom0 has it)")
         self.topology, self.plan = topology, make_plan(topology, guests, cadence)
         if self.entry is not None:
             self.entry.check_topology(self.plan.services)
@@ -189,10 +200,11 @@ class XenHost(Host):
         self.sync_clock()
         log.info("%s: creating %s (%s) and %d guests", self.spec.url, topology.name,
                  ", ".join(self.plan.services) or "backends in dom0", len(guests))
-        self.remote.check(f"windsor-topo down >/dev/null 2>&1; rm -rf {STATE}/auto {STATE}/service {STATE}/attach",
-                          timeout=60)
+        topo = tool("windsor-topo")
+        self.remote.check(f"{topo} down >/dev/null 2>&1; rm -rf {STATE}/auto {STATE}/service {STATE}/attach "
+                          f"{STATE}/gateway", timeout=60)
         self.remote.write_files(STATE, self.plan.files)
-        self.remote.check(f"setsid nohup windsor-topo up >{STATE}/topo.out 2>&1 </dev/null &", timeout=10)
+        self.remote.check(f"setsid nohup {topo} up >{STATE}/topo.out 2>&1 </dev/null &", timeout=10)
         shown = 0
 
         def topology_up() -> bool:
@@ -223,7 +235,7 @@ class XenHost(Host):
     def shutdown(self) -> None:
         if self._remote is not None and self.plan is not None:
             try:
-                self.remote.run("windsor-topo down >/dev/null 2>&1", timeout=60)
+                self.remote.run(f"{tool('windsor-topo')} down >/dev/null 2>&1", timeout=60)
             except HostError as exc:
                 log.warning("%s: could not tear the topology down: %s", self.spec.url, exc)
             self.plan = None
@@ -275,7 +287,7 @@ class XenHost(Host):
     def _take(self, lease: Lease, undo: str) -> str:
         """The command that journals `lease` in the control domain and arms its watchdog."""
         self._leases[lease.target] = lease
-        return (f"windsor-lease take {q(lease.id)} {lease.total_s:.3f} {q(lease.owner.word())} "
+        return (f"{tool('windsor-lease')} take {q(lease.id)} {lease.total_s:.3f} {q(lease.owner.word())} "
                 f"{q(lease.fault)} {q(lease.target)} {q(undo)}")
 
     def pause(self, target: Target, lease: Lease) -> float:
@@ -299,7 +311,7 @@ class XenHost(Host):
         (a capped dom0 may not run a command to undo it in time); it starts after this command has
         returned. The journal's undo is for a wstall that was killed: the cap goes back to none."""
         take = self._take(lease, "pkill -TERM -x wstall || xl sched-credit2 -d 0 -c 0")
-        stall = f"exec wstall 0 {int(cap_pct)} {round(min(lease.window_s, DOM0_STALL_MAX_S) * 1000)}"
+        stall = f"exec {tool('wstall')} 0 {int(cap_pct)} {round(min(lease.window_s, DOM0_STALL_MAX_S) * 1000)}"
         return self._stamped(f"{take} && (sleep {DOM0_STALL_DELAY_S}; {stall}) >{STATE}/wstall.out 2>&1 "
                              "</dev/null &") + DOM0_STALL_DELAY_S
 
@@ -307,7 +319,7 @@ class XenHost(Host):
         """End a lease in the control domain (runs its undo); the host time it was undone."""
         if lease is None:
             return None
-        words = self.remote.run(f"windsor-lease end {q(lease.id)} {q(why)}", timeout=60).out.split()
+        words = self.remote.run(f"{tool('windsor-lease')} end {q(lease.id)} {q(why)}", timeout=60).out.split()
         if len(words) < 2 or (words[0] != "none" and words[-1] != "rc=0"):
             raise HostError(f"{self.spec.url}: could not end {lease.describe()}: {' '.join(words)}")
         if words[0] == "none" and len(words) > 2:
@@ -342,9 +354,8 @@ class XenHost(Host):
         target = self.locate(role, guest)
         try:
             if target.domain == "dom0":
-                # dom0's init wrote when this boot of it was ready (the lab's; elsewhere: unknown)
-                done = self.remote.run("ip link show br0 >/dev/null && pgrep -x xenconsoled >/dev/null && "
-                                       "{ cat /run/windsor-ready 2>/dev/null || true; }", timeout=5)
+                # windsor-boot wrote when this boot of dom0 was ready (prepare, on a host not rebooted since)
+                done = self.remote.run("pgrep -x xenconsoled >/dev/null && cat /run/windsor-ready", timeout=5)
                 return Health(done.ok, float(done.out) if done.ok and done.out.strip() else None)
             domid = self.domains().get(target.domain)
             if domid is None:

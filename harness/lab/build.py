@@ -24,8 +24,6 @@ FILES = Path(__file__).parent / "files"
 SUITE = "bookworm"
 # what the host needs
 LAB_APT = ("qemu-system-x86", "debootstrap", "cpio", "kmod", "openssh-client", "gcc", "libc6-dev", "e2fsprogs")
-GUEST_DIR = "var/lib/windsor"  # in dom0: the kernel and the guests' and driver domains' initramfs
-DOM0_TOOLS = ("windsor-topo", "windsor-agent", "windsor-lease")  # our dom0 scripts, in /usr/local/sbin
 DOM0_PACKAGES = ("xen-utils-4.17", "iproute2", "bridge-utils", "busybox", "kmod", "openssh-server",
                  "procps", "iputils-ping", "coreutils")
 # dom0's Xen userland, overlaid at exactly the hypervisor's version (debootstrap takes the suite's
@@ -77,9 +75,9 @@ class LabFiles:
         return cls(root, *(root / name for name in names))
 
 
-def stage(files: LabFiles, name: str, inputs: str, make: Callable[[], None]) -> bool:
-    """Run `make` unless the stamp says it already ran with the same inputs; True if it ran."""
-    stamp = files.root / f".{name}.stamp"
+def stage(root: Path, name: str, inputs: str, make: Callable[[], None]) -> bool:
+    """Run `make` unless the stamp in `root` says it already ran with the same inputs; True if it ran."""
+    stamp = root / f".{name}.stamp"
     digest = hashlib.sha256(inputs.encode()).hexdigest()
     if stamp.exists() and stamp.read_text() == digest:
         log.info("lab: %s is up to date", name)
@@ -151,7 +149,7 @@ def fetch(files: LabFiles) -> str:
         shutil.copy(files.extracted / "boot" / f"vmlinuz-{release}", files.vmlinuz)
         run("depmod", "-b", str(files.extracted), release)
 
-    stage(files, "fetch", versions, make)
+    stage(files.root, "fetch", versions, make)
     return release
 
 
@@ -164,19 +162,19 @@ def bootstrap(files: LabFiles) -> None:
         run("debootstrap", "--variant=minbase", f"--include={','.join(DOM0_PACKAGES)}", SUITE,
             str(files.rootfs), source, timeout=900)
 
-    stage(files, "rootfs", f"{SUITE} {source} {DOM0_PACKAGES}", make)
+    stage(files.root, "rootfs", f"{SUITE} {source} {DOM0_PACKAGES}", make)
 
 
 def dom0_image(files: LabFiles, release: str) -> None:
-    """The dom0 initramfs: the debootstrapped root, pruned, with /init, modules, our ssh key,
-    and the guests' kernel and initramfs under /var/lib/windsor."""
+    """The dom0 initramfs: the debootstrapped root, pruned, with /init, modules, our ssh key, and
+    the harness's tools and images under /opt/windsor (the payload `windsor host prepare`
+    uploads elsewhere)."""
     from harness.lab.images import install_modules
+    from harness.xen.payload import install_into, sources, tools_version
 
     init = (FILES / "dom0-init.sh").read_text()
-    from harness.lab.images import HOTPLUG, extract_vmlinux
-
-    tools = "".join((FILES / name).read_text() for name in (*DOM0_TOOLS, *HOTPLUG, "wstall.c"))
-    guest = hashlib.sha256(files.guest_cpio.read_bytes() + files.dd_cpio.read_bytes()).hexdigest()
+    payload = sources(files)
+    contents = hashlib.sha256(b"".join(path.read_bytes() for _, path in sorted(payload.items()))).hexdigest()
     userland = sorted(p.name for p in (files.debs / "userland").glob("*.deb"))
 
     def make() -> None:
@@ -189,33 +187,24 @@ def dom0_image(files: LabFiles, release: str) -> None:
         (root / "init").chmod(0o755)
         shutil.rmtree(root / "lib" / "modules" / release, ignore_errors=True)
         install_modules(files, release, DOM0_MODULES, root)
-        for name in DOM0_TOOLS:
-            shutil.copy(FILES / name, root / "usr" / "local" / "sbin" / name)
-            (root / "usr" / "local" / "sbin" / name).chmod(0o755)
-        for name in HOTPLUG:  # executable whatever the installed copy's mode (a wheel may not keep it)
-            shutil.copy(FILES / name, root / "etc" / "xen" / "scripts" / name)
-            (root / "etc" / "xen" / "scripts" / name).chmod(0o755)
-        libdir = root / "usr" / "lib" / "x86_64-linux-gnu"
-        run("gcc", "-O2", "-Wall", "-Werror", f"-I{files.debs / 'dev' / 'root' / 'usr' / 'include'}",
-            "-o", str(root / "usr" / "local" / "sbin" / "wstall"), str(FILES / "wstall.c"),
-            f"-L{libdir}", "-l:libxenctrl.so.4.17", f"-Wl,-rpath-link,{libdir}")
+        for old in ("usr/local/sbin/windsor-topo", "usr/local/sbin/windsor-agent", "usr/local/sbin/windsor-lease",
+                    "usr/local/sbin/wstall", "var/lib/windsor/vmlinux", "var/lib/windsor/guest.cpio",
+                    "var/lib/windsor/dd.cpio"):  # where earlier builds put them
+            (root / old).unlink(missing_ok=True)
+        install_into(root, payload)
         if not files.key.exists():
             run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "windsor-lab", "-f", str(files.key))
         ssh = root / "root" / ".ssh"
         ssh.mkdir(mode=0o700, exist_ok=True)
         shutil.copy(files.key.with_suffix(".pub"), ssh / "authorized_keys")
         run("ssh-keygen", "-A", "-f", str(root))
-        (root / GUEST_DIR).mkdir(parents=True, exist_ok=True)
-        (root / GUEST_DIR / "vmlinuz").unlink(missing_ok=True)
-        extract_vmlinux(files.vmlinuz, root / GUEST_DIR / "vmlinux")
-        shutil.copy(files.guest_cpio, root / GUEST_DIR / "guest.cpio")
-        shutil.copy(files.dd_cpio, root / GUEST_DIR / "dd.cpio")
         (root / "etc" / "ssh" / "sshd_config.d").mkdir(exist_ok=True)
         (root / "etc" / "ssh" / "sshd_config.d" / "windsor.conf").write_text(
             "PermitRootLogin prohibit-password\nUseDNS no\nPasswordAuthentication no\n")
         pack(root, files.dom0_cpio)
 
-    stage(files, "dom0", f"{release} {init} {tools} {DOM0_MODULES} {PRUNE} {guest} {userland}", make)
+    stage(files.root, "dom0", f"{release} {init} {tools_version()} {contents} {DOM0_MODULES} {PRUNE} {userland}",
+          make)
 
 
 def pack(root: Path, out: Path) -> None:
@@ -227,15 +216,24 @@ def pack(root: Path, out: Path) -> None:
     os.replace(tmp, out)
 
 
-def build(root: Path) -> tuple[LabFiles, str]:
-    """Everything the lab boots from; cached. Returns the files and the kernel release."""
+def payload(root: Path) -> LabFiles:
+    """What a Xen host needs from this machine (harness/xen/payload.py): the domains' kernel, the
+    guest and driver-domain images, wstall. Built from Debian packages, cached."""
     files = LabFiles.at(root)
     root.mkdir(parents=True, exist_ok=True)
-    from harness.lab.images import dd_image, guest_image
+    from harness.lab.images import dd_image, guest_image, vmlinux_image
 
     release = fetch(files)
     bootstrap(files)
     guest_image(files, release)
     dd_image(files, release)
+    vmlinux_image(files)
+    return files
+
+
+def build(root: Path) -> tuple[LabFiles, str]:
+    """Everything the lab boots from; cached. Returns the files and the kernel release."""
+    files = payload(root)
+    release = fetch(files)
     dom0_image(files, release)
     return files, release

@@ -16,7 +16,7 @@ from harness.lab.build import FILES, LabFiles, pack, run, stage
 GUEST_MODULES = ("xen-netfront", "xen-blkfront")
 DD_MODULES = ("xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenfs", "xen-netback", "bridge",
               "xen-blkback", "xen-blkfront")
-HOTPLUG = ("windsor-vif", "windsor-block")  # our lean hotplug scripts, in /etc/xen/scripts
+HOTPLUG = ("windsor-vif", "windsor-block")  # our lean hotplug scripts (harness/xen/payload.py)
 # path in dom0's root → path in the driver domain's root
 DD_BINARIES = {
     "usr/lib/xen-4.17/bin/xl": "usr/sbin/xl",
@@ -73,6 +73,14 @@ def libraries(rootfs: Path, binary: Path) -> set[str]:
     return found
 
 
+def vmlinux_image(files: LabFiles) -> Path:
+    """The domains' kernel, uncompressed (see extract_vmlinux)."""
+    out = files.root / "vmlinux"
+    stage(files.root, "vmlinux", f"{files.vmlinuz.stat().st_size} {files.vmlinuz.stat().st_mtime_ns}",
+          lambda: extract_vmlinux(files.vmlinuz, out))
+    return out
+
+
 def extract_vmlinux(vmlinuz: Path, out: Path) -> None:
     """The uncompressed kernel ELF inside a bzImage (Debian's is xz). Domains boot from it: in
     dom0 under TCG, xl decompressing an 8 MB xz kernel for every domain it builds takes seconds."""
@@ -85,7 +93,9 @@ def extract_vmlinux(vmlinuz: Path, out: Path) -> None:
     elf = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(data[at:])
     if not elf.startswith(b"\x7fELF"):
         raise RuntimeError(f"{vmlinuz}: the xz payload is not an ELF kernel")
-    out.write_bytes(elf)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_bytes(elf)
+    tmp.replace(out)
 
 
 def base_root(files: LabFiles, root: Path, init: str) -> None:
@@ -111,7 +121,7 @@ def guest_image(files: LabFiles, release: str) -> None:
         install_modules(files, release, GUEST_MODULES, root)
         pack(root, files.guest_cpio)
 
-    stage(files, "guest", f"{release} {GUEST_MODULES} {init} {wrec}", make)
+    stage(files.root, "guest", f"{release} {GUEST_MODULES} {init} {wrec}", make)
 
 
 def dd_image(files: LabFiles, release: str) -> None:
@@ -132,13 +142,15 @@ def dd_image(files: LabFiles, release: str) -> None:
             (root / lib).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(rootfs / lib, root / lib, follow_symlinks=True)
         shutil.copytree(rootfs / "etc" / "xen", root / "etc" / "xen", symlinks=True)
+        scripts = root / "opt" / "windsor" / "current" / "scripts"  # where the plan's xl.cfg names them
+        scripts.mkdir(parents=True, exist_ok=True)
         for script in HOTPLUG:  # executable whatever the installed copy's mode (a wheel may not keep it)
-            shutil.copy(FILES / script, root / "etc" / "xen" / "scripts" / script)
-            (root / "etc" / "xen" / "scripts" / script).chmod(0o755)
+            shutil.copy(FILES / script, scripts / script)
+            (scripts / script).chmod(0o755)
         for sub in ("var/run/xen", "var/log/xen", "var/lib/xen", "var/lock"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         install_modules(files, release, DD_MODULES, root)
         pack(root, files.dd_cpio)
 
     scripts = "".join((FILES / name).read_text() for name in HOTPLUG)
-    stage(files, "dd", f"{release} {DD_MODULES} {DD_BINARIES} {init} {wrec} {scripts}", make)
+    stage(files.root, "dd", f"{release} {DD_MODULES} {DD_BINARIES} {init} {wrec} {scripts}", make)

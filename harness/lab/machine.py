@@ -2,6 +2,12 @@
 by ssh on a loopback-only forwarded port. State lives in the lab dir (``lab.json``), so `up`,
 `status` and `down` can be separate commands.
 
+Two kinds of dom0 (one lab at a time: two do not fit in 2 cores):
+- ``windsor``: our own dom0, a debootstrapped root packed as an initramfs with the harness's tools
+  baked in (harness/lab/build.py) and a state disk;
+- ``stock``: a plain Debian Xen install on a disk image (harness/lab/stock.py), with nothing of
+  ours — what a bare-metal runner is; ``windsor host prepare`` installs the tools over ssh.
+
 QEMU writes the serial console (Xen's and dom0's) to ``serial.log`` itself, so nothing has to
 keep reading a socket for the console not to back up.
 """
@@ -34,17 +40,29 @@ XEN_ARGS = ("dom0_mem=1024M,max:1024M dom0_max_vcpus=2 console=com1 com1=115200,
 DOM0_ARGS = "console=hvc0 earlyprintk=xen rdinit=/init"
 
 
+DOM0_KINDS = ("windsor", "stock")
+
+
 @dataclass(frozen=True)
 class LabState:
     pid: int
     port: int
     started: float  # time.time() at QEMU start
     ready_s: float  # QEMU start → dom0 ready
+    dom0: str = "windsor"
+
+    @property
+    def url(self) -> str:
+        """The lab's dom0 as a plain Xen host URL (what a bare-metal runner is)."""
+        return f"xen+ssh://root@127.0.0.1:{self.port}"
 
 
 class Lab:
-    def __init__(self, root: Path = DEFAULT_DIR) -> None:
+    def __init__(self, root: Path = DEFAULT_DIR, dom0: str = "windsor") -> None:
+        if dom0 not in DOM0_KINDS:
+            raise HostError(f"lab: unknown dom0 {dom0!r} (one of {', '.join(DOM0_KINDS)})")
         self.root = root
+        self.dom0 = dom0
         self.files = LabFiles.at(root)
         self.state_file = root / "lab.json"
         self.serial = root / "serial.log"
@@ -84,8 +102,13 @@ class Lab:
         """Build (cached) and boot the lab unless it runs; return when dom0 answers over ssh."""
         running = self.state()
         if running is not None:
+            if running.dom0 != self.dom0:
+                raise HostError(f"lab: the {running.dom0} lab is running (pid {running.pid}); two do not fit here: "
+                                "windsor lab down first")
             log.info("lab: already running (pid %d, ssh port %d)", running.pid, running.port)
             return running
+        if self.dom0 == "stock":
+            return self._up_stock()
         files, _ = build(self.root)
         port = free_port()
         # the state disk: the topology plan and the guests' disks, which a reboot of the lab host
@@ -95,26 +118,15 @@ class Lab:
             disk.truncate(STATE_DISK_MB << 20)
         run("mkfs.ext4", "-q", "-F", "-L", "windsor-state", str(files.state))
         self.serial.unlink(missing_ok=True)
-        pidfile = self.root / "qemu.pid"
-        pidfile.unlink(missing_ok=True)
+        (self.root / "qemu.pid").unlink(missing_ok=True)
         started = time.time()
         argv = [
-            # avx/avx2 off: with TCG's AVX2, glibc's vectorised string routines corrupted memory in
-            # dom0 ("corrupted double-linked list" from xl create, seen here in CI runs)
-            "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max,xsave=off,avx=off,avx2=off", "-smp", "2", "-m", "4096",
-            # no -no-reboot: Xen reboots the machine when dom0 crashes, and the lab comes back
-            "-display", "none", "-nodefaults", "-daemonize", "-pidfile", str(pidfile),
-            "-chardev", f"file,id=s0,path={self.serial}", "-serial", "chardev:s0",
+            *self._qemu(port),
             "-drive", f"file={files.state},if=virtio,format=raw,cache=writeback",
-            "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22", "-device", "virtio-net-pci,netdev=n0",
             "-kernel", str(files.xen), "-append", XEN_ARGS,
             "-initrd", f"{files.vmlinuz} {DOM0_ARGS},{files.dom0_cpio}",
         ]
-        log.info("lab: booting Xen under QEMU (ssh port %d)", port)
-        done = subprocess.run(argv, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise HostError(f"lab: qemu did not start: {done.stderr.strip()[-300:]}")
-        pid = int(pidfile.read_text())
+        pid = self._start(argv, port)
         if not wait_until("dom0 ready on the serial console", self._booted, BOOT_TIMEOUT_S):
             self._stop(pid)
             raise HostError(f"lab: dom0 not ready within {BOOT_TIMEOUT_S:.0f}s; console in {self.serial}")
@@ -124,6 +136,51 @@ class Lab:
             self.down()
             raise HostError("lab: dom0 booted but does not answer ssh")
         log.info("lab: dom0 ready %.1fs after QEMU start", state.ready_s)
+        return state
+
+    def _qemu(self, port: int) -> list[str]:
+        """QEMU's machine, console and network, the same for both kinds of dom0."""
+        return [
+            # avx/avx2 off: with TCG's AVX2, glibc's vectorised string routines corrupted memory in
+            # dom0 ("corrupted double-linked list" from xl create, seen here in CI runs)
+            "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max,xsave=off,avx=off,avx2=off", "-smp", "2", "-m", "4096",
+            # no -no-reboot: Xen reboots the machine when dom0 crashes, and the lab comes back
+            "-display", "none", "-nodefaults", "-daemonize", "-pidfile", str(self.root / "qemu.pid"),
+            "-chardev", f"file,id=s0,path={self.serial}", "-serial", "chardev:s0",
+            # PCI slot 3: the stock dom0 names its NIC ens3 (its /etc/network/interfaces says so)
+            "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22", "-device", "virtio-net-pci,netdev=n0,addr=3",
+        ]
+
+    def _start(self, argv: list[str], port: int) -> int:
+        log.info("lab: booting Xen under QEMU, %s dom0 (ssh port %d)", self.dom0, port)
+        done = subprocess.run(argv, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise HostError(f"lab: qemu did not start: {done.stderr.strip()[-300:]}")
+        return int((self.root / "qemu.pid").read_text())
+
+    def _up_stock(self) -> LabState:
+        """The stock Debian Xen host: ready when its sshd answers and `xl info` works."""
+        from harness.lab.stock import build_stock, qemu_boot_args
+
+        stock = build_stock(self.root, self.files.key)
+        port = free_port()
+        self.serial.unlink(missing_ok=True)
+        (self.root / "qemu.pid").unlink(missing_ok=True)
+        started = time.time()
+        pid = self._start([*self._qemu(port), *qemu_boot_args(stock, XEN_ARGS)], port)
+        self.state_file.write_text(json.dumps(asdict(LabState(pid, port, started, 0.0, "stock"))))
+
+        def answers() -> bool:
+            self._booted()  # a panic on the console ends the wait at once
+            return self.ssh("xl info >/dev/null", 15).returncode == 0
+
+        if not wait_until("the stock dom0's sshd and xl", answers, BOOT_TIMEOUT_S, interval=2.0):
+            self.down()
+            raise HostError(f"lab: the stock dom0 did not answer ssh with xl working within {BOOT_TIMEOUT_S:.0f}s; "
+                            f"console in {self.serial}")
+        state = LabState(pid, port, started, time.time() - started, "stock")
+        self.state_file.write_text(json.dumps(asdict(state)))
+        log.info("lab: stock dom0 ready %.1fs after QEMU start: %s", state.ready_s, state.url)
         return state
 
     def boots(self) -> int:

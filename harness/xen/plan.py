@@ -15,11 +15,13 @@ from dataclasses import dataclass
 
 from harness.model import KERNEL_ROLES, GuestSpec
 from harness.topology import Topology
+from harness.xen.payload import IMAGES, SCRIPTS, STATE
 
-IMAGES = "/var/lib/windsor"
-STATE = "/var/lib/windsor/state"
-SCRIPTS = "/etc/xen/scripts"  # our windsor-vif and windsor-block are there in dom0 and driver domains
-SUBNET = "10.0.0"  # the bridge is .1 (in netback's domain), guest N is .(10 + N)
+# the guests' private network, on the bridge windsor0 (no uplink) in netback's domain: a subnet
+# reserved for documentation (RFC 5737), so it never collides with a real host's networks. The
+# bridge is .1, guest N is .(10 + N).
+SUBNET = "198.51.100"
+BRIDGE = "windsor0"
 DD_MEMORY_MB = 192
 GUEST_MEMORY_MB = 96
 BACKEND_KIND = {"netback": "net", "blkback": "blk"}
@@ -61,7 +63,8 @@ def make_plan(topology: Topology, guests: Sequence[GuestSpec], cadence_s: float)
                  for g in disk_guests if "blkback" in roles]
         files[f"auto/{10 + n:02d}-{name}.cfg"] = cfg(
             name=name, type="pv", kernel=f"{IMAGES}/vmlinux", ramdisk=f"{IMAGES}/dd.cpio",
-            extra=f"console=hvc0 rdinit=/init quiet windsor.roles={kinds} windsor.disks={len(disks)}"
+            extra=f"console=hvc0 rdinit=/init quiet windsor.roles={kinds} windsor.disks={len(disks)} "
+                  f"windsor.gw={SUBNET}.1"
                   + (" windsor.debug=1" if os.environ.get("WINDSOR_LAB_DEBUG") else ""),
             memory=DD_MEMORY_MB, vcpus=1, driver_domain=1, on_crash="restart", disk=disks,
         )
@@ -74,7 +77,7 @@ def make_plan(topology: Topology, guests: Sequence[GuestSpec], cadence_s: float)
         attach: list[str] = []
         if g.net:
             extra += f" windsor.ip={ip_of(g)} windsor.peer={peer[g.name]}"
-            spec = f"bridge=br0,mac={g.mac},script={SCRIPTS}/windsor-vif" + (
+            spec = f"bridge={BRIDGE},mac={g.mac},script={SCRIPTS}/windsor-vif" + (
                 f",backend={netback}" if netback != "dom0" else "")
             items["vif"] = [spec]
             attach.append(f"net {netback} {spec}")
@@ -92,4 +95,6 @@ def make_plan(topology: Topology, guests: Sequence[GuestSpec], cadence_s: float)
             memory=GUEST_MEMORY_MB, vcpus=1, on_crash="destroy", **items,
         )
         files[f"attach/{g.name}"] = "".join(line + "\n" for line in attach)
+    if netback == "dom0" and net:
+        files["gateway"] = f"{SUBNET}.1\n"  # windsor-topo puts it on dom0's windsor0
     return Plan(files, {k: tuple(v) for k, v in services.items()})

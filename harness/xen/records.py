@@ -1,5 +1,5 @@
-"""The guests' workload records, read from xenconsoled's per-guest logs in the control domain
-(``--log=guest --timestamp=guest``): lines carrying ``WREC <unix s.ns> <device> <seq>``
+"""The guests' workload records, read from their console logs in the control domain (copied from
+each guest's console pty by windsor-console, harness/lab/files/): lines carrying ``WREC <unix s.ns> <device> <seq>``
 (harness/lab/files/wrec.c). One remote command per poll returns every guest's new bytes."""
 
 from __future__ import annotations
@@ -9,11 +9,13 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from harness.xen.payload import STATE
+
 RECORD = re.compile(rb"WREC (\d+\.\d{9}) ([a-z]+) (\d+)\r?$")
 # xenconsoled's --timestamp=guest prefix; it also lands inside a line the console delivered in
 # two chunks ("WREC ... disk 1[2026-11-23 22:18:17] \n"), so every occurrence is dropped
 STAMP = re.compile(rb"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] ")
-LOG_DIR = "/var/log/xen/console"
+LOG_DIR = f"{STATE}/console"
 MARK = "@@WINDSOR-LOG@@"
 
 
@@ -32,7 +34,7 @@ class Records:
         after our offset (only up to that size, so the next poll starts exactly there)."""
         parts = []
         for g in self.guests:
-            path = shlex.quote(f"{LOG_DIR}/guest-{g}.log")
+            path = shlex.quote(f"{LOG_DIR}/{g}.log")
             off = self.offsets.get(g, 0)
             parts.append(
                 f"s=$(stat -c %s {path} 2>/dev/null || echo 0); echo {MARK} {g} $s; "

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import shlex
+import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import testinfra
 from testinfra.backend.base import CommandResult
@@ -68,6 +70,25 @@ class Remote:
             said = (done.err.strip() or done.out.strip())[-300:]
             raise HostError(f"{self.url}: {command[:100]!r} failed ({done.rc}): {said}")
         return done.out
+
+    def put(self, local: Path, dest: str, timeout: float = 900.0) -> None:
+        """Copy a local file to `dest` on the host (its directory made), gzip'd on the way, through
+        the same channel as the commands (testinfra's ssh command line: same user, port, key)."""
+        command = f"mkdir -p {shlex.quote(str(Path(dest).parent))} && gzip -dc > {shlex.quote(dest)}"
+        backend = self.host.backend
+        if self.url.startswith("local://"):
+            line = f"sh -c {shlex.quote(command)}"
+        else:  # testinfra builds ssh's command line; it has no file transfer of its own
+            cmd, args = backend._build_ssh_command(command)
+            line = backend.get_command(" ".join(cmd), *args)
+        try:
+            done = subprocess.run(f"gzip -1 -c {shlex.quote(str(local))} | {line}", shell=True, capture_output=True,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise HostError(f"{self.url}: copying {local.name} took over {timeout:.0f}s") from None
+        if done.returncode != 0:
+            said = done.stderr.decode(errors="replace").strip()[-300:]
+            raise HostError(f"{self.url}: copying {local.name} to {dest} failed ({done.returncode}): {said}")
 
     def answers(self) -> bool:
         try:

@@ -19,7 +19,9 @@ for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs; do modprobe "$m";
 mount -t xenfs xenfs /proc/xen
 case ",$roles," in *,net,*)
     modprobe xen-netback && modprobe bridge
-    brctl addbr br0 && ip addr add 10.0.0.1/24 dev br0 && ip link set br0 up
+    # the guests' vifs join windsor0 (the name the plan's vif specs give); windsor.gw= its address
+    gw=$(sed -n 's/.*windsor\.gw=\([0-9.]*\).*/\1/p' /proc/cmdline)
+    brctl addbr windsor0 && ip addr add "$gw/24" dev windsor0 && ip link set windsor0 up
 esac
 case ",$roles," in *,blk,*)
     modprobe xen-blkback && modprobe xen-blkfront

@@ -1,7 +1,7 @@
 #!/bin/sh
 # dom0 init for the Windsor lab: a Debian root in an initramfs, booted by Xen 4.17 under QEMU.
 # Loads the modules a control domain needs, mounts the lab's state disk (it survives a reboot of
-# the lab host), starts xenstored/xenconsoled, a bridge for monolithic guests, sshd on eth0 (QEMU
+# the lab host), starts xenstored/xenconsoled, sshd on eth0 (QEMU
 # user networking, reached from the host through a loopback-only forwarded port), then brings
 # back the planned topology if there is one (after a dom0 crash rebooted the host).
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -28,11 +28,12 @@ fi
 hostname windsor-lab
 ip link set lo up
 ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
-brctl addbr br0 && ip addr add 10.0.0.1/24 dev br0 && ip link set br0 up
 export XENCONSOLED_ARGS="--log=guest --log-dir=/var/log/xen/console --timestamp=guest"
 /etc/init.d/xen start
-windsor-lease reboot  # a reboot of the host ended every lease its journal still lists
+# the harness's tools are baked in at /opt/windsor (harness/xen/payload.py), as `windsor host
+# prepare` puts them on other hosts; windsor-boot clears the leases a reboot ended, writes
+# /run/windsor-ready and brings the planned topology back
+/opt/windsor/current/bin/windsor-boot
 /usr/sbin/sshd -D -e &
-xl info >/dev/null 2>&1 && date +%s.%N >/run/windsor-ready && echo "WINDSOR: dom0 ready"
-windsor-topo boot >/dev/null 2>&1 &
+[ -s /run/windsor-ready ] && xl info >/dev/null 2>&1 && echo "WINDSOR: dom0 ready"
 while :; do sleep 3600; done
