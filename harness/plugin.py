@@ -4,9 +4,12 @@
 Safety, in the order a session meets it: options, topologies, faults and the interlocks over the
 whole matrix are checked at configure time (one ``ERROR:`` line, exit 4, nothing touched);
 SIGTERM and SIGHUP become interrupts, so every fault's revert runs; at session start the host is
-checked (`Host.preflight`) and whatever killed runs left on it is reverted (`Host.recover`), and
-said; ``--dry-run`` prints what would be hit instead of running; the JUnit file is renamed into
-place whole (a killed run leaves the previous file or the new one, never half of one).
+taken (harness/fleet.py: ``--host inventory:FILE`` picks a free one): checked (`Host.preflight`),
+leased to this run (`Host.claim`, harness/hostlease.py; renewed as tests start, released at the
+end), and whatever killed runs left on it is reverted (`Host.recover`), and said; ``--shard I/N``
+deselects the other shards' cases (harness/shard.py); ``--dry-run`` prints what would be hit
+instead of running; the JUnit file is renamed into place whole (a killed run leaves the previous
+file or the new one, never half of one).
 """
 
 from __future__ import annotations
@@ -25,10 +28,13 @@ from harness.atomic import check_writable_dir, partial_name, publish
 from harness.backend import get_host, host_class
 from harness.backend.base import Host
 from harness.errors import HarnessError, UsageError
+from harness.fleet import HostPool, allowed, parse_wait, take
+from harness.hostlease import stamp
 from harness.junit import BaselineJunit, Outcome, case_properties
 from harness.runner import CaseResult, During, run_case
 from harness.safety import check_interlocks, describe, plan
 from harness.scenario import Budgets, RunOptions, Scenario, matrix, parse_fault_params
+from harness.shard import Shard
 from harness.signals import install_termination_handlers
 from harness.timeline import attachment_line, file_name
 
@@ -37,11 +43,18 @@ BASELINES = pytest.StashKey["BaselineJunit | None"]()
 RUN_ID = pytest.StashKey[str]()  # this session, in artifact names and the run_id property
 NOTES = pytest.StashKey[list[str]]()  # what the session says at its start, besides the host's own lines
 HOST = pytest.StashKey[Host]()
+POOL = pytest.StashKey[HostPool]()  # the hosts the run may take (one, or an inventory's)
+SHARD = pytest.StashKey[Shard]()
 T = TypeVar("T")
 
 # (option, ini/dest name, type, default, help)
 SETTINGS: list[tuple[str, str, Callable[[str], Any], str, str]] = [
-    ("--host", "windsor_host", str, "sim://", "host URL to test (sim://, ...)"),
+    ("--host", "windsor_host", str, "sim://", "host URL to test (sim://, xen+ssh://..., ...), or inventory:FILE "
+     "for a free host of that inventory"),
+    ("--host-wait", "windsor_host_wait", parse_wait, "0",
+     "seconds to wait for a free host when every host is leased to other runs (0: fail at once, naming them)"),
+    ("--shard", "windsor_shard", Shard.parse, "1/1", "run only shard I of N of the matrix (I/N; split by a stable "
+     "hash of each scenario)"),
     ("--topology", "windsor_topology", str, "disaggregated", "topology under test (name or .toml path)"),
     ("--baseline-topology", "windsor_baseline_topology", str, "monolithic",
      "topology each scenario is compared with"),
@@ -105,8 +118,9 @@ def _setting(config: pytest.Config, name: str, cast: Callable[[str], T], flag: s
 DEFAULTS = {name: default for _, name, _, default, _ in SETTINGS}
 
 
-def options_from(config: pytest.Config) -> RunOptions:
-    host = _setting(config, "windsor_host", str, "--host", {})
+def options_from(config: pytest.Config, host: str | None = None) -> RunOptions:
+    """The run options; for `host` (one host of an inventory) instead of --host when given."""
+    host = host or _setting(config, "windsor_host", str, "--host", {})
     backend = host_class(host)
     defaults = backend.defaults
     fault_params = {f: dict(p) for f, p in backend.fault_defaults.items()}
@@ -114,7 +128,7 @@ def options_from(config: pytest.Config) -> RunOptions:
         fault_params.setdefault(fault, {}).update(params)
     s: dict[str, Any] = {name: _setting(config, name, cast, flag, defaults) for flag, name, cast, _, _ in SETTINGS}
     return RunOptions(
-        host=s["windsor_host"], topology=s["windsor_topology"],
+        host=host, topology=s["windsor_topology"],
         baseline_topology="" if config.getoption("windsor_no_baseline") else s["windsor_baseline_topology"],
         guests=s["windsor_guests"], seed=s["windsor_seed"], cadence_s=s["windsor_cadence_ms"] / 1000,
         impact_threshold_s=s["windsor_impact_threshold_ms"] / 1000,
@@ -140,20 +154,34 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", marker)
     install_termination_handlers()
     try:
-        opts = options_from(config)
+        pool = HostPool.parse(_setting(config, "windsor_host", str, "--host", {}))  # connects to nothing
+        shard = _setting(config, "windsor_shard", Shard.parse, "--shard", {})
+        _setting(config, "windsor_host_wait", parse_wait, "--host-wait", {})
+        opts = options_from(config, pool.rotated(shard.index - 1)[0])
         path = config.getoption("windsor_baseline_junit")
         baselines = BaselineJunit(path, opts.baseline_topology or "monolithic") if path else None
-        config.stash[NOTES] = [note] if baselines is not None and (note := baselines.check_host(opts.host)) else []
+        config.stash[NOTES] = []
+        if baselines is not None and pool.inventory is None and (note := baselines.check_host(opts.host)):
+            config.stash[NOTES].append(note)
         config.stash[BASELINES] = baselines
-        host = get_host(opts.host)  # parses the URL and the inventory; connects to nothing
         if not config.getoption("windsor_dry_run"):  # a dry run shows what would be refused instead
-            check_interlocks(opts, host, plan(opts, host, matrix(opts), runs_baseline(config, opts)))
+            pool = allowed(pool, lambda url: interlocks(config, replace(opts, host=url)), config.stash[NOTES].append)
+            opts = replace(opts, host=pool.rotated(shard.index - 1)[0])
             check_outputs(config)
+        host = get_host(opts.host)  # parses the URL and the inventory; connects to nothing
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[OPTIONS] = opts
     config.stash[HOST] = host
+    config.stash[POOL] = pool
+    config.stash[SHARD] = shard
     config.stash[RUN_ID] = new_run_id()
+
+
+def interlocks(config: pytest.Config, opts: RunOptions) -> None:
+    """UsageError unless the interlocks let the whole matrix run on `opts.host`."""
+    host = get_host(opts.host)
+    check_interlocks(opts, host, plan(opts, host, matrix(opts), runs_baseline(config, opts)))
 
 
 def new_run_id() -> str:
@@ -175,24 +203,81 @@ def runs_baseline(config: pytest.Config, opts: RunOptions) -> bool:
     return bool(opts.baseline_topology) and not config.getoption("windsor_baseline_junit")
 
 
+def say(line: str) -> None:
+    print(f"windsor: {line}", file=sys.stderr)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Check the host answers and revert what killed runs left on it, before the first test."""
+    """Take the host — check it answers, lease it to this run (waiting up to --host-wait for a
+    free one) — and revert what killed runs left on it, before the first test."""
     config = session.config
     if config.getoption("windsor_dry_run") or config.option.collectonly or HOST not in config.stash:
         return
-    host = config.stash[HOST]
-    if host.spec.scheme == "lab":  # may take a minute or two: say why nothing seems to happen
-        print("windsor: lab://: booting the lab unless it runs (windsor lab up), then checking its lease journal",
-              file=sys.stderr)
+    pool, opts = config.stash[POOL], config.stash[OPTIONS]
+    if config.stash[HOST].spec.scheme == "lab":  # may take a minute or two: say why nothing seems to happen
+        say("lab://: booting the lab unless it runs (windsor lab up), then checking its lease journal")
     try:
-        said = [*host.preflight(), *host.recover()]
+        host = config.stash[HOST] = take(pool, _setting(config, "windsor_host_wait", parse_wait, "--host-wait", {}),
+                                         config.stash[SHARD].index - 1, say)
+        opts = config.stash[OPTIONS] = replace(opts, host=host.spec.url)
+        if pool.inventory is not None:
+            until = stamp(host.held.expires) if host.held else "its parent run ends"
+            say(f"took {host.spec.url} from the inventory {pool.inventory} (leased until {until})")
+            baselines = config.stash[BASELINES]
+            if baselines is not None and (note := baselines.check_host(opts.host)):
+                config.stash[NOTES].append(note)
+        for line in host.recover():
+            say(f"{host.spec.url}: {line}")
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
-    for line in said:
-        print(f"windsor: {host.spec.url}: {line}", file=sys.stderr)
     for line in config.stash.get(NOTES, []):
-        print(f"windsor: {line}", file=sys.stderr)
+        say(line)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Renew the host lease as tests start (at most once a minute): a run holds its host for as long
+    as it goes, and a SIGKILLed one lets go of it within the lease's TTL."""
+    host = item.config.stash.get(HOST, None)
+    if host is None or host.held is None or not host.held.due():
+        return
+    try:
+        host.claim(host.held.renewed())
+    except HarnessError as exc:
+        pytest.exit(f"windsor: {exc}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give the host lease back, however the session ended (failures, Ctrl-C, SIGTERM included)."""
+    host = config.stash.get(HOST, None)
+    if host is None or host.held is None:
+        return
+    try:
+        said = host.release()
+    except HarnessError as exc:
+        said = [f"could not release the host lease ({exc}): it expires by itself"]
+    for line in said:
+        say(f"{host.spec.url}: {line}")
+
+
+def case_key(item: pytest.Item) -> str:
+    """A case's identity for --shard: its scenario id, or its test name; never its path or order."""
+    chosen = getattr(getattr(item, "callspec", None), "params", {}).get("windsor_scenario")
+    if isinstance(chosen, Scenario):
+        return chosen.id + (f"@{chosen.guest}" if chosen.guest else "")
+    return item.name
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """--shard I/N: keep this shard's cases; pytest reports the others as deselected."""
+    shard = config.stash.get(SHARD, None)
+    if shard is None or shard.total == 1:
+        return
+    keep = [item for item in items if shard.holds(case_key(item))]
+    if len(keep) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if not shard.holds(case_key(item))])
+        items[:] = keep
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -207,6 +292,10 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         if isinstance(chosen, Scenario):
             scenarios[chosen] = None
     cases = plan(opts, session.config.stash[HOST], list(scenarios), runs_baseline(session.config, opts))
+    pool = session.config.stash[POOL]
+    if pool.inventory is not None:
+        print(f"windsor dry run: --host {pool.given}: a run takes the first free host of {len(pool.urls)}, "
+              f"trying {opts.host} first; the plan for it:")
     print(describe(opts, session.config.stash[HOST], cases))
     return True
 

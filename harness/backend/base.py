@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import ClassVar, Self
 
+from harness import hostlease
+from harness.errors import HostError
+from harness.hostlease import HostLease
 from harness.lease import Lease
 from harness.model import ROLES, GuestSpec, Pair
 from harness.topology import Topology
@@ -65,6 +68,7 @@ class Host(ABC):
 
     def __init__(self, spec: HostSpec) -> None:
         self.spec = spec
+        self.held: HostLease | None = None  # this run's host lease, while it holds one (`claim`)
 
     # -- safety ------------------------------------------------------------------------------
     @property
@@ -90,6 +94,25 @@ class Host(ABC):
         from the host's lease journal; one line per thing done. Leases of live runs are left
         alone. Harmless when there is nothing to do."""
         return []
+
+    # -- the host lease: one run at a time (harness/hostlease.py) -------------------------------
+    def claim(self, lease: HostLease) -> list[str]:
+        """Take the host's exclusive lease for this run — or renew the one held (`self.held`),
+        or take over a stale one — atomically; what was done, one line each. HostLeased (naming
+        the holder and until when) if another live run holds the host."""
+        self.held, said = hostlease.claim(self.swap_lease, lease, self.held)
+        return said
+
+    def release(self) -> list[str]:
+        """Give the host lease back (harmless when none is held, or twice); lines to say."""
+        held, self.held = self.held, None
+        said = hostlease.release(self.swap_lease, held) if held is not None else None
+        return [said] if said else []
+
+    def swap_lease(self, expected: str, new: str) -> str:
+        """Atomically: if the host's lease record reads `expected` now ("" = none), make it `new`
+        ("" removes it). Return the record as it was read; it equals `expected` when swapped."""
+        raise HostError(f"{self.spec.scheme}:// hosts keep no host lease")
 
     def __enter__(self) -> Self:
         return self

@@ -14,13 +14,15 @@ reported as an escaped impact).
 
 The root is the "machine": ``ROOT/wsim-*/`` one run dir per booted host (``owner.json`` says
 which harness process booted it), ``ROOT/leases/`` the lease journal, ``ROOT/leases.log`` every
-lease's end. A host outlives a harness that is killed: its manager ends the leases, then the host
+lease's end, ``ROOT/host.lease`` the host lease (harness/hostlease.py; swapped under an flock of
+``ROOT/host.lease.lock``). A host outlives a harness that is killed: its manager ends the leases, then the host
 shuts itself down (harness/sim/leases.py); `recover` cleans up after a killed run at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import logging
 import os
@@ -243,6 +245,24 @@ class SimHost(Host):
         return [f"the host's root {self.root} is on a disk, not in memory: its guests' disks wait for that disk's "
                 "journal, so other writers there stall them all at once (false alarms); leave ?dir= unset "
                 f"({MEMORY_FS}) or give a tmpfs"]
+
+    def swap_lease(self, expected: str, new: str) -> str:
+        """The host lease is ``ROOT/host.lease``: read, compared and replaced (renamed into place)
+        under an exclusive flock of ``ROOT/host.lease.lock``, which the kernel drops if we die."""
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        path = Path(self.root, "host.lease")
+        with open(path.with_name("host.lease.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                found = path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                found = ""
+            if found == expected:
+                if new:
+                    write_atomic(path, new)
+                else:
+                    path.unlink(missing_ok=True)
+            return found
 
     # -- what killed runs left behind ----------------------------------------------------------
     def recover(self) -> list[str]:

@@ -10,6 +10,10 @@ role on it.
     [host.roles]
     netback = "netdd"
     blkback = "blkdd"
+
+A host's url is ``xen+ssh://...``, ``xen+local://`` or ``sim://?dir=...`` (an embedded host, for
+trying a fleet on one machine); each is listed once. ``--host inventory:FILE`` takes a free one
+(harness/fleet.py).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from pathlib import Path
 
 from harness.errors import UsageError
 from harness.model import check_name, check_role
+
+SCHEMES = ("xen+ssh", "xen+local", "sim")
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,7 @@ class Inventory:
     def find(self, url: str) -> HostEntry:
         base = url.split("?", 1)[0]
         for entry in self.hosts:
-            if entry.url == base:
+            if entry.url.split("?", 1)[0] == base:
                 return entry
         raise UsageError(f"{base!r} is not in the inventory {self.path!r}: add a [[host]] with url = \"{base}\"")
 
@@ -63,7 +69,7 @@ def load_inventory(path: str) -> Inventory:
     hosts = data.get("host")
     if not isinstance(hosts, list) or not hosts:
         raise UsageError(f"inventory {path!r}: needs at least one [[host]] table")
-    entries = []
+    entries: list[HostEntry] = []
     for n, host in enumerate(hosts, 1):
         if not isinstance(host, dict) or not isinstance(host.get("url"), str):
             raise UsageError(f"inventory {path!r}: host {n} needs url = \"...\"")
@@ -83,5 +89,10 @@ def load_inventory(path: str) -> Inventory:
             check_role(role)
             if domain != "dom0":
                 check_name("domain", domain)
+        if host["url"].split("://", 1)[0] not in SCHEMES or "://" not in host["url"]:
+            raise UsageError(f"inventory {path!r}: host {n}: url {host['url']!r} is not xen+ssh://USER@HOST, "
+                             "xen+local:// or sim://?dir=PATH")
+        if any(e.url == host["url"] for e in entries):
+            raise UsageError(f"inventory {path!r}: {host['url']} is listed twice")
         entries.append(HostEntry(host["url"], flags["test_host"], dict(roles), flags["dom0_faults"]))
     return Inventory(path, tuple(entries))

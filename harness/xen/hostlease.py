@@ -1,0 +1,42 @@
+"""The host lease on a Xen host (harness/hostlease.py has the record and the policy): the file
+``/var/lib/windsor/host.lease`` in the control domain, swapped atomically by one shell command.
+
+The command holds ``flock -w 20`` on ``/var/lib/windsor/host.lease.lock`` (util-linux, in every
+Debian; the kernel drops the lock if the command dies, so no stale lock is ever left, unlike a
+mkdir lock), reads the record, prints it, and only if it is what the harness expected writes the
+new one beside it and renames it into place (or removes it). Both records reach the shell as
+quoted positional parameters, never as code.
+"""
+
+from __future__ import annotations
+
+from harness.xen.remote import Remote, q
+
+LEASE_DIR = "/var/lib/windsor"
+
+SWAP = r"""set -e
+dir=$1; expected=$2; new=$3
+mkdir -p "$dir"
+exec 9>>"$dir/host.lease.lock"
+flock -w 20 9
+found=$(cat "$dir/host.lease" 2>/dev/null || true)
+printf '%s' "$found"
+[ "$found" = "$expected" ] || exit 0
+if [ -n "$new" ]; then
+    printf '%s\n' "$new" >"$dir/host.lease.new"
+    mv -f "$dir/host.lease.new" "$dir/host.lease"
+else
+    rm -f "$dir/host.lease"
+fi
+"""
+
+
+def swap_command(expected: str, new: str, lease_dir: str = LEASE_DIR) -> str:
+    """One shell command: compare-and-swap the lease record in `lease_dir`; prints what it read."""
+    return f"sh -c {q(SWAP)} windsor-host-lease {q(lease_dir)} {q(expected)} {q(new)}"
+
+
+def swap(remote: Remote, expected: str, new: str, lease_dir: str = LEASE_DIR) -> str:
+    """`Host.swap_lease` on a control domain: the record as it was read (equal to `expected`
+    when the new one was written)."""
+    return remote.check(swap_command(expected, new, lease_dir), timeout=40).rstrip("\n")
