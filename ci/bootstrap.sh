@@ -36,6 +36,29 @@ if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get 
     echo "bootstrap: installing chromium (the report page's browser check)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
+# The fleet pipeline (ci/gitlab-ci.yml) is run here by gitlab-ci-local (tests/test_fleet.py): it needs
+# Node and npm, and rsync (it copies the checkout). 4.56.2 is the last release for Node < 22 (Debian
+# 12 has 18). Installed into ~/.cache/windsor/gitlab-ci-local (WINDSOR_GLCI_DIR), never globally.
+GLCI_VERSION=4.56.2
+glci_dir=${WINDSOR_GLCI_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/windsor/gitlab-ci-local}
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    pkgs=()
+    command -v rsync >/dev/null || pkgs+=(rsync)
+    command -v node >/dev/null || pkgs+=(nodejs)
+    command -v npm >/dev/null || pkgs+=(npm)
+    if [ "${#pkgs[@]}" -gt 0 ]; then
+        echo "bootstrap: installing ${pkgs[*]} (gitlab-ci-local, for the fleet pipeline's test)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
+    fi
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "bootstrap: no node/npm, so no gitlab-ci-local: the fleet pipeline test is skipped (apt-get install nodejs npm)"
+elif [ "$("$glci_dir/node_modules/.bin/gitlab-ci-local" --version 2>/dev/null)" != "$GLCI_VERSION" ]; then
+    echo "bootstrap: installing gitlab-ci-local $GLCI_VERSION into $glci_dir"
+    mkdir -p "$glci_dir"
+    npm install --prefix "$glci_dir" --no-audit --no-fund --loglevel=error "gitlab-ci-local@$GLCI_VERSION" >/dev/null \
+        || echo "bootstrap: gitlab-ci-local did not install: the fleet pipeline test is skipped" >&2
+fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 echo "bootstrap: .venv ready ($(.venv/bin/python --version))"
