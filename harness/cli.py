@@ -125,13 +125,11 @@ def cmd_host(args: argparse.Namespace) -> int:
         from harness.lab.machine import DEFAULT_DIR
         from harness.xen.payload import sources
 
-        started = time.monotonic()
-        files = sources(payload(Path(args.lab_dir) if args.lab_dir else DEFAULT_DIR))
-        built = time.monotonic() - started
-        done = host_tools.prepare(host.remote, url, files, lambda line: print(line, flush=True))
+        done = host_tools.prepare(host.remote, url,
+                                  lambda: sources(payload(Path(args.lab_dir) if args.lab_dir else DEFAULT_DIR)),
+                                  lambda line: print(line, flush=True))
         print(f"{url}: tools {done.version} ready: uploaded {len(done.uploaded)} files "
-              f"({done.uploaded_bytes / 1e6:.1f} MB) in {done.seconds:.1f}s "
-              f"(payload built or checked here in {built:.1f}s)")
+              f"({done.uploaded_bytes / 1e6:.1f} MB) in {done.seconds:.1f}s")
         return 0
     if args.action == "status":
         ok, lines = host_tools.status(host.remote, url)

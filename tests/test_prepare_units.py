@@ -5,6 +5,7 @@ payload's identity. The survey itself runs on a real host in tests/test_stock.py
 from __future__ import annotations
 
 import pytest
+from helpers import run
 
 from harness.xen.payload import parse_manifest, tools_version
 from harness.xen.prepare import Facts, memory_needed, refusal
@@ -73,3 +74,15 @@ def test_the_tools_version_names_the_scripts() -> None:
 def test_a_damaged_manifest_line_is_ignored() -> None:
     good = "a" * 64
     assert parse_manifest(f"{good}  bin/windsor-lease\nnot a line\n{'b' * 10}  bin/x\n") == {"bin/windsor-lease": good}
+
+
+@pytest.mark.parametrize(("url", "words"), [
+    ("sim://", "works on Xen hosts"),
+    ("xen+ssh://-oProxyCommand=touch%20/tmp/x", "bad host name"),
+    ("xen+ssh://root@127.0.0.1:1", "Connection refused"),
+])
+def test_host_commands_refuse_bad_hosts_in_one_line(url: str, words: str) -> None:
+    for action in ("prepare", "status", "remove"):
+        done = run("windsor", "host", action, url)
+        assert done.returncode == 2 and words in done.stderr and len(done.stderr.strip().splitlines()) == 1, (
+            action, done.stdout, done.stderr)

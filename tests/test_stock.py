@@ -83,9 +83,11 @@ def test_a_stock_xen_host_is_prepared_runs_a_case_and_is_left_clean(stock: tuple
     assert (props["host_survived"], props["baseline.host_survived"]) == ("true", "false"), props
     assert props["build"].startswith("Xen 4.17"), props["build"]
 
+    names = lab.ssh("cat /var/lib/windsor/state/names; xl list").stdout
     removed = run("windsor", "host", "remove", url)
     assert removed.returncode == 0, removed.stdout + removed.stderr
     left = sorted(listing(lab) - before)
-    assert not left, f"left on the host after windsor host remove: {left[:40]}"
+    assert not left, f"left after windsor host remove: {left[:40]} (our domains' names, xl list: {names})"
     assert "windsor0" not in lab.ssh("ip -o link").stdout
+    assert lab.ssh("pgrep -af '[w]indsor|/dev/[p]ts'").stdout == ""  # no agent, console reader or watchdog
     assert lab.ssh("systemctl cat windsor-boot.service").returncode != 0

@@ -50,7 +50,7 @@ class LabHost(XenHost):
         from harness.xen.payload import sources
         from harness.xen.prepare import prepare
 
-        done = prepare(self.remote, self.prepare_url(), sources(payload(self.lab_dir)), log.info)
+        done = prepare(self.remote, self.prepare_url(), lambda: sources(payload(self.lab_dir)), log.info)
         return [f"prepared the stock lab: tools {done.version}, {len(done.uploaded)} files in {done.seconds:.0f}s",
                 *super().preflight()]
 

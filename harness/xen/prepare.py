@@ -137,13 +137,16 @@ class Prepared:
     seconds: float
 
 
-def prepare(remote: Remote, url: str, files: dict[str, Path], progress: Callable[[str], None]) -> Prepared:
-    """Install `files` (payload path → local file) under the versioned prefix; see the module."""
+def prepare(remote: Remote, url: str, payload: Callable[[], dict[str, Path]],
+            progress: Callable[[str], None]) -> Prepared:
+    """Install the payload (path → local file, built only once the host is found fit) under the
+    versioned prefix; see the module."""
     started = time.monotonic()
     facts = survey(remote)
     why = refusal(url, facts, memory_needed())
     if why:
         raise UsageError(why)
+    files = payload()
     version = tools_version()
     vdir = f"{PREFIX}/{version}"
     sums = manifest(files)
@@ -173,6 +176,9 @@ def prepare(remote: Remote, url: str, files: dict[str, Path], progress: Callable
         f"printf %s {q(manifest_text(sums))} > {q(vdir)}/MANIFEST",
         f"printf '%s\\n' {q(version)} > {q(vdir)}/VERSION",
         f"mkdir -p {STATE}",
+        # Xen's own logs that exist before the harness first comes: `remove` deletes those that
+        # it caused (the hotplug scripts' log) only if they were not there
+        f"[ -e {STATE_ROOT}/xen-logs-before ] || ls /var/log/xen > {STATE_ROOT}/xen-logs-before 2>/dev/null || true",
         # dom0's health says since when this boot of it was ready; windsor-boot writes it at boot
         "[ -s /run/windsor-ready ] || date +%s.%N > /run/windsor-ready",
         f"ln -sfn {q(version)} {PREFIX}/.current.tmp && mv -T {PREFIX}/.current.tmp {CURRENT}",
@@ -241,6 +247,7 @@ def remove(remote: Remote, url: str) -> list[str]:
         "d=${f#/var/lib/xen/userdata-d.}; d=${d%%.*}; xl list \"$d\" >/dev/null 2>&1 && continue; "
         f"for n in $(cat {STATE}/names 2>/dev/null); do "
         "grep -aq \"\\\"name\\\": \\\"$n\\\"\" \"$f\" && rm -f \"$f\"; done; done",
+        f"grep -qx xen-hotplug.log {STATE_ROOT}/xen-logs-before 2>/dev/null || rm -f /var/log/xen/xen-hotplug.log*",
         "ip link del windsor0 2>/dev/null",
         f"if [ -e {UNIT} ]; then systemctl disable -q windsor-boot.service 2>/dev/null; rm -f {UNIT}; "
         "systemctl daemon-reload; fi",
