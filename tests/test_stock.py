@@ -86,7 +86,9 @@ def test_a_stock_xen_host_is_prepared_runs_a_case_and_is_left_clean(stock: tuple
     names = lab.ssh("cat /var/lib/windsor/state/names; xl list").stdout
     removed = run("windsor", "host", "remove", url)
     assert removed.returncode == 0, removed.stdout + removed.stderr
-    left = sorted(listing(lab) - before)
+    # oxenstored rotates its access log by size (xenstored-access.log.1, ...): the host daemon's
+    # own files, which every busy host has; everything else new must be gone
+    left = sorted(p for p in listing(lab) - before if not p.startswith("/var/log/xen/xenstored-access.log."))
     assert not left, f"left after windsor host remove: {left[:40]} (our domains' names, xl list: {names})"
     assert "windsor0" not in lab.ssh("ip -o link").stdout
     assert lab.ssh("pgrep -af '[w]indsor|/dev/[p]ts'").stdout == ""  # no agent, console reader or watchdog

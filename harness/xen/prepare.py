@@ -247,6 +247,9 @@ def remove(remote: Remote, url: str) -> list[str]:
         "d=${f#/var/lib/xen/userdata-d.}; d=${d%%.*}; xl list \"$d\" >/dev/null 2>&1 && continue; "
         f"for n in $(cat {STATE}/names 2>/dev/null); do "
         "grep -aq \"\\\"name\\\": \\\"$n\\\"\" \"$f\" && rm -f \"$f\"; done; done",
+        # ... and those a dom0 crash left empty (their domain was being created), since prepare
+        f"find /var/lib/xen -maxdepth 1 -name 'userdata-d.*' -size 0 -newer {STATE_ROOT}/xen-logs-before -delete "
+        "2>/dev/null",
         f"grep -qx xen-hotplug.log {STATE_ROOT}/xen-logs-before 2>/dev/null || rm -f /var/log/xen/xen-hotplug.log*",
         "ip link del windsor0 2>/dev/null",
         f"if [ -e {UNIT} ]; then systemctl disable -q windsor-boot.service 2>/dev/null; rm -f {UNIT}; "
