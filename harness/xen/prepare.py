@@ -90,6 +90,19 @@ class Facts:
         return ".".join(self.xen.split(".")[:2])
 
 
+def leased_by(remote: Remote) -> str | None:
+    """Who holds the host now (a live run's host lease, harness/hostlease.py), or None: changing
+    the tools under a running session would break it."""
+    from harness.hostlease import HostLease
+
+    text = remote.run(f"cat {STATE_ROOT}/host.lease", timeout=15).out
+    try:
+        lease = HostLease.parse(text)
+    except ValueError:
+        return None
+    return None if lease.stale() else lease.describe()
+
+
 def survey(remote: Remote) -> Facts:
     return Facts.parse(remote.check(SURVEY, timeout=60))
 
@@ -143,7 +156,7 @@ def prepare(remote: Remote, url: str, payload: Callable[[], dict[str, Path]],
     versioned prefix; see the module."""
     started = time.monotonic()
     facts = survey(remote)
-    why = refusal(url, facts, memory_needed())
+    why = refusal(url, facts, memory_needed()) or leased_by(remote)
     if why:
         raise UsageError(why)
     files = payload()
@@ -224,12 +237,15 @@ def status(remote: Remote, url: str) -> tuple[bool, list[str]]:
                     f"windsor host prepare {url}"))
     lines.append(f"{len(sums)} files, " + (f"damaged: {', '.join(bad)}" if bad else "all checksums verified"))
     lines.append(f"boot unit: {'windsor-boot.service' if facts.systemd else 'none (no systemd)'}; "
-                 f"{len(leases)} fault lease(s) held")
+                 f"{len(leases)} fault lease(s) held; {leased_by(remote) or 'no run holds the host'}")
     return matches and not why, lines
 
 
 def remove(remote: Remote, url: str) -> list[str]:
     """Everything of ours off the host: domains, leases, bridge, unit, files, our domains' logs."""
+    held = leased_by(remote)
+    if held:
+        raise UsageError(f"{held}: remove it when that run has ended")
     said = []
     if remote.run(f"test -x {tool('windsor-topo')}", timeout=10).ok:
         remote.run(f"{tool('windsor-topo')} down", timeout=120)
