@@ -6,9 +6,10 @@ CI job (``$CI_JOB_URL``, else Jenkins' ``$BUILD_URL``, else ``local``), since wh
 It renews the lease as it goes (at a test's start, once a minute at most: expiry = now + `TTL_S`)
 and releases it at its end (`Host.release`; Ctrl-C, SIGTERM and failures included). A run that is
 SIGKILLed leaves its lease behind; it is taken over, with one line said, once it has expired or when
-its owner ran on this machine and is gone. A record that cannot be read is taken over too. A run
-started from within the holder's own run (the harness's own tests start ``pytest suites``) shares
-its lease: it neither takes nor releases it.
+its owner ran on this machine and is gone. A record that cannot be read is taken over too. A
+session with no scenario to run (the harness's own tests) lets its host go once it has collected
+them; a run started from within the holder's own run shares its lease: it neither takes nor
+releases it.
 
 This is separate from the per-fault leases of harness/lease.py (a dead-man's switch for one
 fault's change): it keeps two runs from booting topologies on one host at once. Every host keeps
@@ -111,7 +112,7 @@ class HostLease:
         if self.expires <= t:
             return f"it expired at {stamp(self.expires)}"
         if self.owner.alive() is False:
-            return f"{self.holder()} is gone"
+            return "its run is gone"
         return None
 
     def holder(self) -> str:

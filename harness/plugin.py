@@ -34,7 +34,7 @@ from harness.junit import BaselineJunit, Outcome, case_properties
 from harness.runner import CaseResult, During, run_case
 from harness.safety import check_interlocks, describe, plan
 from harness.scenario import Budgets, RunOptions, Scenario, matrix, parse_fault_params
-from harness.shard import Shard
+from harness.shard import Shard, case_key
 from harness.signals import install_termination_handlers
 from harness.timeline import attachment_line, file_name
 
@@ -235,6 +235,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         say(line)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A session with no scenario to run on the host (the harness's own tests, ``-k`` matching
+    nothing) lets the host go as soon as it knows, so that the runs it starts can take it."""
+    if not any({"windsor", "windsor_scenario"} & set(getattr(item, "fixturenames", ())) for item in session.items):
+        release_host(session.config)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Renew the host lease as tests start (at most once a minute): a run holds its host for as long
@@ -250,6 +257,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Give the host lease back, however the session ended (failures, Ctrl-C, SIGTERM included)."""
+    release_host(config)
+
+
+def release_host(config: pytest.Config) -> None:
     host = config.stash.get(HOST, None)
     if host is None or host.held is None:
         return
@@ -261,22 +272,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         say(f"{host.spec.url}: {line}")
 
 
-def case_key(item: pytest.Item) -> str:
-    """A case's identity for --shard: its scenario id, or its test name; never its path or order."""
-    chosen = getattr(getattr(item, "callspec", None), "params", {}).get("windsor_scenario")
-    if isinstance(chosen, Scenario):
-        return chosen.id + (f"@{chosen.guest}" if chosen.guest else "")
-    return item.name
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """--shard I/N: keep this shard's cases; pytest reports the others as deselected."""
     shard = config.stash.get(SHARD, None)
-    if shard is None or shard.total == 1:
-        return
-    keep = [item for item in items if shard.holds(case_key(item))]
-    if len(keep) < len(items):
-        config.hook.pytest_deselected(items=[item for item in items if not shard.holds(case_key(item))])
+    if shard is not None and shard.total > 1:
+        keep = [item for item in items if shard.holds(case_key(item))]
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
         items[:] = keep
 
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from harness.errors import UsageError
+from harness.scenario import Scenario
 
 MAX_SHARDS = 1000
 SHAPE = re.compile(r"^\s*(\d{1,4})\s*/\s*(\d{1,4})\s*$")
@@ -48,3 +50,12 @@ def bucket(key: str, total: int) -> int:
     """The shard (1..total) of the case whose identity is `key`."""
     digest = hashlib.sha256(key.encode("utf-8")).digest()
     return 1 + int.from_bytes(digest[:8], "big") % total
+
+
+def case_key(item: Any) -> str:
+    """A pytest item's identity for sharding: its scenario's id (``netback-kill``, with the guest
+    of a device model when one is named), else its test name; never its path or its order."""
+    chosen = getattr(getattr(item, "callspec", None), "params", {}).get("windsor_scenario")
+    if isinstance(chosen, Scenario):
+        return chosen.id + (f"@{chosen.guest}" if chosen.guest else "")
+    return str(item.name)

@@ -10,9 +10,10 @@ quoted positional parameters, never as code.
 
 from __future__ import annotations
 
+from harness.xen.payload import STATE_ROOT
 from harness.xen.remote import Remote, q
 
-LEASE_DIR = "/var/lib/windsor"
+LEASE_DIR = STATE_ROOT  # beside the state; `windsor host remove` deletes it all
 
 SWAP = r"""set -e
 dir=$1; expected=$2; new=$3
@@ -39,4 +40,5 @@ def swap_command(expected: str, new: str, lease_dir: str = LEASE_DIR) -> str:
 def swap(remote: Remote, expected: str, new: str, lease_dir: str = LEASE_DIR) -> str:
     """`Host.swap_lease` on a control domain: the record as it was read (equal to `expected`
     when the new one was written)."""
-    return remote.check(swap_command(expected, new, lease_dir), timeout=40).rstrip("\n")
+    # the shell reads the record back without its trailing newlines: compare it so
+    return remote.check(swap_command(expected.rstrip("\n"), new, lease_dir), timeout=40).rstrip("\n")
