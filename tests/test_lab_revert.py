@@ -134,10 +134,13 @@ def test_lab_fault_is_reverted_however_the_run_ends(
             assert wait_until(f"the {fault} injected", said, 300) and proc.poll() is None, "".join(lines)[-3000:]
             if target != "dom0":  # a capped dom0 takes a minute to answer: checked after the fact below
                 assert in_effect(lab, fault, target)
-            else:  # wstall sets the cap a moment after the harness is told: 1 s into it
+            else:  # wstall sets the cap after the harness is told: 5 s into the 20 s window
+                # (in a CI run here wstall capped dom0 3.1 s after the time the harness recorded
+                # as the injection, so 1 s was not enough; the assertion below still checks that
+                # the harness died inside the real cap)
                 line = next(x for x in lines if f"injected {fault} on {target}" in x)
                 hit = float(line.split("at host time ")[1].split(";")[0]) - offset
-                assert wait_until("1 s into the cap", lambda: time.time() > hit + 1.0, 30)
+                assert wait_until("5 s into the cap", lambda: time.time() > hit + 5.0, 30)
             t_trigger = time.time()
             proc.send_signal(SIGNALS[trigger])
         proc.wait(600)
