@@ -24,6 +24,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from harness.lab.build import FILES, LabFiles, run, stage
+from harness.lab.images import HOTPLUG
 
 PREFIX = "/opt/windsor"
 CURRENT = f"{PREFIX}/current"
@@ -35,7 +36,6 @@ STATE = f"{STATE_ROOT}/state"
 UNIT = "/etc/systemd/system/windsor-boot.service"  # on systemd hosts: windsor-boot at boot
 SUPPORTED_XEN = ("4.17",)
 TOOLS = ("windsor-lease", "windsor-agent", "windsor-topo", "windsor-console", "windsor-boot")
-HOTPLUG = ("windsor-vif", "windsor-block")
 IMAGE_FILES = ("vmlinux", "dd.cpio", "guest.cpio")
 
 
