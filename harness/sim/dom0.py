@@ -6,7 +6,6 @@ they die. Killing this process is a dom0 crash; stopping its group is a dom0 sta
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 from typing import Any
 
@@ -14,7 +13,7 @@ from harness.sim import paths
 from harness.sim.context import RoleContext
 from harness.sim.domain import start_roles
 from harness.sim.proto import Msg, Server, request, serve_requests
-from harness.sim.spawn import Spawner, announce, wait_ready
+from harness.sim.spawn import Child, Spawner, announce, wait_ready
 from harness.sim.xsclient import XsClient
 
 KERNEL_ROLES = ("netback", "blkback")
@@ -40,7 +39,7 @@ class Dom0Init:
         threading.Thread(target=self._watch, args=(child, proc), daemon=True).start()
         return info
 
-    def _watch(self, child: subprocess.Popen[bytes], proc: str) -> None:
+    def _watch(self, child: Child, proc: str) -> None:
         child.wait()
         with self.lock:
             info = self.procs.get(proc)

@@ -1,4 +1,5 @@
-"""Entry point of every sim:// process: ``python -m harness.sim.domain '<json config>'``.
+"""What every sim:// process runs: `run` (in a child of a zygote: harness/sim/spawn.py), or
+``python -m harness.sim.domain '<json config>'``.
 
 ``kind`` is ``service`` (a domain, or a dom0 process, hosting roles in-process), ``dom0`` (the
 control domain: its init) or ``guest``.
@@ -48,8 +49,8 @@ def run_service(cfg: dict[str, Any]) -> None:
     stop.wait()
 
 
-def main() -> None:
-    cfg: dict[str, Any] = json.loads(sys.argv[1])
+def run(cfg: dict[str, Any]) -> None:
+    """Be the process `cfg` describes (in a child of a zygote, or from `main`)."""
     die_with_parent(int(cfg["parent"]))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     kind = cfg["kind"]
@@ -63,6 +64,10 @@ def main() -> None:
         run_dom0(cfg)
     else:
         run_service(cfg)
+
+
+def main() -> None:
+    run(json.loads(sys.argv[1]))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from harness.sim.xenbus import Frontend
 from harness.sim.xsclient import XsClient
 
 BLOCK = 64
+RETRY_FIRST_S, RETRY_MAX_S = 0.01, 0.25  # a ping with no pong is sent again
 KIND = {"net": "vif", "disk": "vbd", "console": "console", "emul": "dm"}
 
 
@@ -129,9 +130,13 @@ class NetWork(Workload):
         pongs.put(-1)
 
     def op(self, chan: Channel, seq: int) -> None:
+        """Ping until the pong comes; a lost ping (no peer yet, a backend that died with it) is
+        sent again after 10 ms, doubling up to 250 ms, as a transport's retransmission does."""
+        wait = RETRY_FIRST_S
         while True:
             chan.send({"dst": self.peer, "src": self.mac, "t": "ping", "seq": seq})
-            deadline = time.monotonic() + 0.25
+            deadline = time.monotonic() + wait
+            wait = min(2 * wait, RETRY_MAX_S)
             while (left := deadline - time.monotonic()) > 0:
                 try:
                     got = self.pongs.get(timeout=left)

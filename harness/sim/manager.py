@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -29,7 +28,7 @@ from harness.sim import leaks, paths
 from harness.sim.guest import KIND
 from harness.sim.leases import ORPHAN_LINGER_S, LeaseKeeper, watch_owner
 from harness.sim.proto import Msg, Server, request, serve_requests
-from harness.sim.spawn import Spawner, SpawnError, announce, wait_ready
+from harness.sim.spawn import Child, Spawner, SpawnError, announce, wait_ready
 from harness.sim.sweep import sweep
 from harness.sim.xenbus import attach
 from harness.sim.xsclient import XsClient
@@ -50,7 +49,7 @@ class Dom:
     sockets: dict[str, str] = field(default_factory=dict)
     procs: dict[str, dict[str, Any]] = field(default_factory=dict)
     target: str | None = None  # the guest a device model serves
-    popen: subprocess.Popen[bytes] | None = None
+    popen: Child | None = None
 
     def public(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "popen"}
