@@ -147,11 +147,14 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     lab = Lab(dom0=args.dom0)
+    if not 0 < args.idle <= 7 * 24 * 60:
+        raise UsageError(f"--idle {args.idle:g}: give minutes, above 0 and at most 10080 (a week)")
     if args.action == "up":
-        state = lab.up()
+        state = lab.up(keep=True, idle_s=args.idle * 60)
         print(f"lab up ({state.dom0} dom0): pid {state.pid}, ssh root@127.0.0.1 -p {state.port} -i {lab.files.key}, "
               f"dom0 ready {state.ready_s:.1f}s after QEMU start")
         print(f"as a Xen host: {state.url}?identity={lab.files.key}")
+        print(lab.lifetime(state))
     elif args.action == "down":
         print("lab stopped" if lab.down() else "lab was not running")
     else:
@@ -162,6 +165,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
         xl = lab.ssh("xl list")
         print(f"lab running ({running.dom0} dom0): pid {running.pid}, ssh port {running.port}, "
               f"up {time.time() - running.started:.0f}s, as a Xen host: {running.url}?identity={lab.files.key}")
+        print(lab.lifetime(running))
         print(xl.stdout.rstrip() or f"xl list failed: {xl.stderr.strip()}")
     return 0
 
@@ -224,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("--dom0", choices=("windsor", "stock"), default="windsor",
                      help="windsor: our dom0 with the tools baked in (default); stock: a plain Debian Xen "
                           "install with nothing of ours (prepare it with windsor host prepare)")
+    lab.add_argument("--idle", type=float, default=30.0, metavar="MIN",
+                     help="up: the lab stops by itself once unused for MIN minutes (default 30)")
     lab.set_defaults(func=cmd_lab)
     bench = sub.add_parser("bench", help="measure this machine")
     bench.add_argument("--quick", action="store_true")

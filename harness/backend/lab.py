@@ -3,7 +3,9 @@ not running (``windsor lab up``), then driven as ``xen+ssh://`` on its loopback 
 The lab is a test host by construction, whose dom0 may be crashed or capped (it reboots by
 itself). URL parameters: ``?dir=PATH`` (the lab dir); ``?dom0=stock`` boots the stock Debian Xen
 host instead of our own dom0 (harness/lab/stock.py) and prepares it as a bare-metal runner is
-prepared (``windsor host prepare``)."""
+prepared (``windsor host prepare``); ``?keep=1`` keeps the lab running after the session, until
+it has been unused for ``?idle=MINUTES`` (default 30). Without it, the lab stops when the last
+session using it ends (harness/lab/watchdog.py)."""
 
 from __future__ import annotations
 
@@ -20,9 +22,10 @@ log = logging.getLogger("windsor.lab")
 
 class LabHost(XenHost):
     def __init__(self, spec: HostSpec) -> None:
-        unknown = set(spec.params) - {"dir", "dom0"}
+        unknown = set(spec.params) - {"dir", "dom0", "keep", "idle"}
         if unknown or spec.host or spec.port:
-            raise UsageError(f"lab:// takes no host and only ?dir=PATH&dom0=windsor|stock, not {spec.url!r}")
+            raise UsageError(f"lab:// takes no host and only ?dir=PATH&dom0=windsor|stock&keep=1&idle=MINUTES, "
+                             f"not {spec.url!r}")
         super().__init__(HostSpec(spec.url, spec.scheme))
         from harness.lab.machine import DEFAULT_DIR, DOM0_KINDS
 
@@ -30,6 +33,14 @@ class LabHost(XenHost):
         self.dom0 = spec.params.get("dom0") or "windsor"
         if self.dom0 not in DOM0_KINDS:
             raise UsageError(f"lab://?dom0={self.dom0}: use one of {', '.join(DOM0_KINDS)}")
+        self.keep = spec.params.get("keep", "") in ("1", "true", "yes")
+        idle = spec.params.get("idle", "30")
+        try:
+            self.idle_s = float(idle) * 60
+        except ValueError:
+            self.idle_s = -1.0
+        if not 1 <= self.idle_s <= 7 * 24 * 3600:
+            raise UsageError(f"lab://?idle={idle}: give the minutes a kept lab may stay unused (at most 10080, a week)")
 
     @property
     def test_host(self) -> bool:
@@ -40,7 +51,18 @@ class LabHost(XenHost):
         return True
 
     def preflight(self) -> list[str]:
-        """The stock lab is prepared here, as `windsor host prepare` would (a no-op when it is)."""
+        """The stock lab is prepared here, as `windsor host prepare` would (a no-op when it is);
+        the last line says when the lab will stop."""
+        return [*self._preflight(), self.lifetime()]
+
+    def lifetime(self) -> str:
+        from harness.lab.machine import Lab
+
+        lab = Lab(self.lab_dir, self.dom0)
+        state = lab.state()
+        return "lab: not running" if state is None else lab.lifetime(state)
+
+    def _preflight(self) -> list[str]:
         try:
             return super().preflight()
         except HostError as exc:
@@ -64,6 +86,6 @@ class LabHost(XenHost):
         from harness.lab.machine import Lab
 
         lab = Lab(self.lab_dir, self.dom0)
-        state = lab.up()
+        state = lab.up(self.keep, self.idle_s)
         return Remote(f"ssh://root@127.0.0.1:{state.port}", ssh_identity_file=str(lab.files.key),
                       ssh_extra_args=lab.ssh_options(state))

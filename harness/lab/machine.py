@@ -20,14 +20,16 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import psutil
 
 from harness.errors import HostError
 from harness.lab.build import LabFiles, build, run
+from harness.lab.watchdog import IDLE_S, idle_deadline, register
 from harness.waiting import wait_until
 
 log = logging.getLogger("windsor.lab")
@@ -50,6 +52,8 @@ class LabState:
     started: float  # time.time() at QEMU start
     ready_s: float  # QEMU start → dom0 ready
     dom0: str = "windsor"
+    keep: bool = False  # stays up after the sessions that use it end, until idle_s without one
+    idle_s: float = IDLE_S
 
     @property
     def url(self) -> str:
@@ -98,17 +102,50 @@ class Lab:
             raise HostError("the lab is not running: windsor lab up")
         return subprocess.run(self.ssh_argv(state, command, timeout_s), capture_output=True, text=True)
 
-    def up(self) -> LabState:
-        """Build (cached) and boot the lab unless it runs; return when dom0 answers over ssh."""
+    def up(self, keep: bool = False, idle_s: float = IDLE_S) -> LabState:
+        """Build (cached) and boot the lab unless it runs; return when dom0 answers over ssh. This
+        process is registered as a user: the watchdog stops the lab once no user is alive, or, if
+        it is kept (`keep` here or by an earlier user), `idle_s` after the last one ended."""
         running = self.state()
         if running is not None:
             if running.dom0 != self.dom0:
                 raise HostError(f"lab: the {running.dom0} lab is running (pid {running.pid}); two do not fit here: "
                                 "windsor lab down first")
+            register(self.root)
+            if keep and not (running.keep and running.idle_s == idle_s):
+                running = replace(running, keep=True, idle_s=idle_s)
+                self._save(running)
             log.info("lab: already running (pid %d, ssh port %d)", running.pid, running.port)
             return running
-        if self.dom0 == "stock":
-            return self._up_stock()
+        state = self._up_stock() if self.dom0 == "stock" else self._up_windsor()
+        state = replace(state, keep=keep, idle_s=idle_s)
+        self._save(state)
+        return state
+
+    def lifetime(self, state: LabState) -> str:
+        """When the running lab will stop by itself, in one line."""
+        if not state.keep:
+            return (f"lab: QEMU pid {state.pid} stops when the last session using it ends "
+                    "(lab://?keep=1 keeps it; windsor lab down stops it now)")
+        deadline = idle_deadline(self.root, state.idle_s)
+        when = "" if deadline is None else f", at {time.strftime('%H:%M', time.localtime(deadline))} if unused"
+        return (f"lab: kept: QEMU pid {state.pid} stops by itself after {state.idle_s / 60:g} min without a "
+                f"session{when} (windsor lab down stops it now)")
+
+    def _save(self, state: LabState) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(state)))
+        os.replace(tmp, self.state_file)
+
+    def _watchdog(self, pid: int) -> None:
+        """Register this process, then start the watchdog of QEMU `pid` (harness/lab/watchdog.py)."""
+        register(self.root)
+        with open(self.root / "watchdog.log", "ab") as err:
+            subprocess.Popen([sys.executable, "-m", "harness.lab.watchdog", str(self.root), str(pid)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                             start_new_session=True, cwd=str(Path(__file__).resolve().parents[2]))
+
+    def _up_windsor(self) -> LabState:
         files, _ = build(self.root)
         port = free_port()
         # the state disk: the topology plan and the guests' disks, which a reboot of the lab host
@@ -127,11 +164,13 @@ class Lab:
             "-initrd", f"{files.vmlinuz} {DOM0_ARGS},{files.dom0_cpio}",
         ]
         pid = self._start(argv, port)
+        self._save(LabState(pid, port, started, 0.0))
+        self._watchdog(pid)
         if not wait_until("dom0 ready on the serial console", self._booted, BOOT_TIMEOUT_S):
             self._stop(pid)
             raise HostError(f"lab: dom0 not ready within {BOOT_TIMEOUT_S:.0f}s; console in {self.serial}")
         state = LabState(pid, port, started, time.time() - started)
-        self.state_file.write_text(json.dumps(asdict(state)))
+        self._save(state)
         if not wait_until("ssh into dom0", lambda: self.ssh("true", 15).returncode == 0, 60):
             self.down()
             raise HostError("lab: dom0 booted but does not answer ssh")
@@ -168,7 +207,8 @@ class Lab:
         (self.root / "qemu.pid").unlink(missing_ok=True)
         started = time.time()
         pid = self._start([*self._qemu(port), *qemu_boot_args(stock, XEN_ARGS)], port)
-        self.state_file.write_text(json.dumps(asdict(LabState(pid, port, started, 0.0, "stock"))))
+        self._save(LabState(pid, port, started, 0.0, "stock"))
+        self._watchdog(pid)
 
         def answers() -> bool:
             self._booted()  # a panic on the console ends the wait at once
@@ -179,7 +219,7 @@ class Lab:
             raise HostError(f"lab: the stock dom0 did not answer ssh with xl working within {BOOT_TIMEOUT_S:.0f}s; "
                             f"console in {self.serial}")
         state = LabState(pid, port, started, time.time() - started, "stock")
-        self.state_file.write_text(json.dumps(asdict(state)))
+        self._save(state)
         log.info("lab: stock dom0 ready %.1fs after QEMU start: %s", state.ready_s, state.url)
         return state
 
@@ -209,14 +249,25 @@ class Lab:
         return True
 
     def _stop(self, pid: int) -> None:
+        """SIGTERM, then SIGKILL after 10 s; gone once it is a zombie (a daemonized QEMU's parent is
+        init, which a container may not run)."""
         try:
             proc = psutil.Process(pid)
             proc.send_signal(signal.SIGTERM)
-            proc.wait(10)
-        except psutil.TimeoutExpired:
-            proc.kill()
         except psutil.NoSuchProcess:
-            pass
+            return
+
+        def ended() -> bool:
+            try:
+                return proc.status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return True
+
+        if not wait_until(f"QEMU pid {pid} to stop", ended, 10.0, quiet=True):
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
 
 
 def free_port() -> int:

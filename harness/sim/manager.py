@@ -235,7 +235,8 @@ class Manager:
         return {"ok": True, "domid": spec["domid"], "devices": devices}
 
     def domain_unpause(self, domid: int) -> Msg:
-        spec = next((s for s in self.guests.values() if s["domid"] == domid), None)
+        with self.lock:  # creates add guests from other threads meanwhile
+            spec = next((s for s in self.guests.values() if s["domid"] == domid), None)
         if spec is None:
             return {"ok": False, "error": f"no domain {domid}"}
         dom = self.spawn_guest(spec)

@@ -109,6 +109,7 @@ def _zygote(sock: socket.socket, parent: int) -> None:
     """The fork server's loop: one child per request, until the socket closes."""
     die_with_parent(parent)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps; the asker waits on a pidfd
+    _title("wsim zygote")
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)
@@ -153,6 +154,7 @@ def _child(request: dict[str, Any], stdout: int, log_fd: int) -> None:
         os.dup2(stdout, 1)
         os.dup2(log_fd, 2)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        _title(f"wsim {request['cfg'].get('name')} [{request['cfg'].get('kind')}]")
         from harness.sim.domain import run
 
         run(request["cfg"])
@@ -168,6 +170,17 @@ def _child(request: dict[str, Any], stdout: int, log_fd: int) -> None:
             except (OSError, ValueError):
                 pass
         os._exit(code)
+
+
+def _title(title: str) -> None:
+    """What ps shows for a forked child (else every domain reads as its manager's command line);
+    the environment is left as it is: `sweep` finds a host's processes by it."""
+    os.environ["SPT_NOENV"] = "1"
+    try:
+        from setproctitle import setproctitle
+    except ImportError:  # a process started with python -S
+        return
+    setproctitle(title)
 
 
 class Readable(Protocol):

@@ -74,6 +74,7 @@ class XenstoreService:
     def __init__(self, sock_path: str, journal: str) -> None:
         self.store = Store(journal)
         self._watches: dict[Channel, list[tuple[str, str]]] = {}
+        self._index = WatchIndex()
         self._wlock = threading.Lock()
         self.server = Server(sock_path, self._handle)
 
@@ -83,13 +84,7 @@ class XenstoreService:
 
     def _notify(self, path: str) -> None:
         with self._wlock:
-            targets = [
-                (chan, token)
-                for chan, watches in self._watches.items()
-                for wpath, token in watches
-                if path == wpath or path.startswith(wpath.rstrip("/") + "/")
-                or wpath.startswith(path.rstrip("/") + "/")
-            ]
+            targets = self._index.fired_by(path)
         for chan, token in targets:
             try:
                 chan.send({"event": path, "token": token})
@@ -110,7 +105,8 @@ class XenstoreService:
                     self._notify(msg["path"])
         finally:
             with self._wlock:
-                self._watches.pop(chan, None)
+                for wpath, token in self._watches.pop(chan, []):
+                    self._index.remove(wpath, chan, token)
 
     def _answer(self, chan: Channel, msg: Msg) -> dict[str, Any]:
         op, path = msg.get("op"), msg.get("path", "")
@@ -135,7 +131,58 @@ class XenstoreService:
                 watches = self._watches.setdefault(chan, [])
                 if op == "watch":
                     watches.append(entry)
+                    self._index.add(path, chan, entry[1])
                 elif entry in watches:
                     watches.remove(entry)
+                    self._index.remove(path, chan, entry[1])
             return {"ok": True}
         return {"ok": False, "error": f"unknown op {op!r}"}
+
+
+def _norm(path: str) -> str:
+    return path.rstrip("/") or "/"
+
+
+def _ancestors(path: str) -> list[str]:
+    """"/a/b/c" → ["/a/b", "/a", "/"]."""
+    out = []
+    while path != "/":
+        path = path.rsplit("/", 1)[0] or "/"
+        out.append(path)
+    return out
+
+
+class WatchIndex:
+    """Which watches a change at a path fires: those at the path, at any path above it, and (a
+    removed subtree) at any path below it. Looked up by path, not by scanning every watch: with
+    hundreds of guests there are thousands of watches and each boot writes thousands of keys."""
+
+    def __init__(self) -> None:
+        self._at: dict[str, list[tuple[Channel, str]]] = {}
+        self._below: dict[str, set[str]] = {}  # a path → the watched paths strictly below it
+
+    def add(self, path: str, chan: Channel, token: str) -> None:
+        path = _norm(path)
+        self._at.setdefault(path, []).append((chan, token))
+        for up in _ancestors(path):
+            self._below.setdefault(up, set()).add(path)
+
+    def remove(self, path: str, chan: Channel, token: str) -> None:
+        path = _norm(path)
+        entries = self._at.get(path, [])
+        if (chan, token) in entries:
+            entries.remove((chan, token))
+        if entries:
+            return
+        self._at.pop(path, None)
+        for up in _ancestors(path):
+            below = self._below.get(up)
+            if below is not None:
+                below.discard(path)
+                if not below:
+                    del self._below[up]
+
+    def fired_by(self, path: str) -> list[tuple[Channel, str]]:
+        path = _norm(path)
+        paths = [path, *_ancestors(path), *self._below.get(path, ())]
+        return [entry for p in paths for entry in self._at.get(p, ())]

@@ -1,0 +1,91 @@
+"""The lab's watchdog: ``python -m harness.lab.watchdog LAB_DIR QEMU_PID``, started detached with
+every QEMU the harness boots. A QEMU lab costs a core; nothing should leave one running.
+
+Every process that uses the lab (a pytest session on ``lab://``, `windsor lab up`, a test's
+fixture) registers in ``LAB_DIR/users/<pid>`` (`register`). The watchdog stops QEMU:
+- when no registered process is alive any more, unless the lab is kept;
+- when it is kept (``lab://?keep=1``, `windsor lab up`), once no process has used it for its
+  idle time (``idle_s`` in ``lab.json``; ``lab://?idle=MINUTES``, default 30).
+
+It works whatever became of the processes that used the lab (a normal end, Ctrl-C, SIGKILL):
+it polls their pids. Its log is ``LAB_DIR/watchdog.log``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+POLL_S = 2.0
+IDLE_S = 1800.0
+log = logging.getLogger("windsor.lab.watchdog")
+
+
+def register(root: Path, pid: int | None = None) -> None:
+    """Say that process `pid` (default: this one) uses the lab in `root` while it lives."""
+    pid = os.getpid() if pid is None else pid
+    users = root / "users"
+    users.mkdir(exist_ok=True)
+    (users / str(pid)).write_text(f"{psutil.Process(pid).create_time()}\n", encoding="ascii")
+
+
+def alive_users(root: Path) -> list[int]:
+    """The registered processes that still run (the records of the others are removed)."""
+    alive = []
+    for record in sorted((root / "users").glob("*")):
+        try:
+            pid, started = int(record.name), float(record.read_text())
+            if abs(psutil.Process(pid).create_time() - started) < 0.01:
+                alive.append(pid)
+                continue
+        except (OSError, ValueError, psutil.Error):
+            pass
+        record.unlink(missing_ok=True)
+    return alive
+
+
+def idle_deadline(root: Path, idle_s: float) -> float | None:
+    """When a kept lab will stop by itself if nobody uses it (time.time()); None while in use."""
+    if alive_users(root):
+        return None
+    try:
+        last = (root / "users").stat().st_mtime  # a user's record is removed when it is found gone
+    except OSError:
+        last = time.time()
+    return last + idle_s
+
+
+def watch(root: Path, qemu_pid: int) -> str:
+    """Until the lab should stop (then stop it) or its QEMU is gone; why, in a few words."""
+    from harness.lab.machine import Lab
+
+    lab = Lab(root)
+    tick = threading.Event()
+    while True:
+        state = lab.state()
+        if state is None or state.pid != qemu_pid:
+            return "QEMU is gone (lab down, or a new lab)"
+        if not alive_users(root):
+            deadline = idle_deadline(root, state.idle_s) if state.keep else 0.0
+            if deadline is not None and time.time() >= deadline:
+                lab.down()
+                return (f"kept lab idle for {state.idle_s / 60:g} min: stopped" if state.keep else
+                        "no session uses the lab any more: stopped")
+        tick.wait(POLL_S)  # allow-sleep: a supervisor's poll period, not a wait for a condition
+
+
+def main() -> None:
+    root, qemu_pid = Path(sys.argv[1]), int(sys.argv[2])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s watchdog: %(message)s")
+    log.info("watching QEMU pid %d of %s", qemu_pid, root)
+    log.info("%s", watch(root, qemu_pid))
+
+
+if __name__ == "__main__":
+    main()
