@@ -61,6 +61,8 @@ def case_properties(r: CaseResult) -> dict[str, str]:
         "fault_params": r.fault_params,
         "fault_window_s": r.fault_window_s,
         "observed_s": r.observed_s,
+        "case_wall_s": sum(r.phases.values()),  # this run, booting (or reusing) to teardown
+        "topology_reused": r.reused,
         "noise_s": m.noise_s,
         "impacted": " ".join(f"{g}:{d}" for g, d in sorted(m.impacted)),
         "outages": " ".join(f"{g}:{d}={i.outages}/{i.total_downtime_s:.4f}"

@@ -1,4 +1,4 @@
-"""The pytest plugin (entry point ``pytest11``): options, markers, the scenario matrix and the
+"""The pytest plugin (entry point ``pytest11``): options (harness/options.py), markers, the scenario matrix and the
 ``windsor`` fixture that runs a scenario with its baseline and records JUnit properties.
 
 Safety, in the order a session meets it: options, topologies, faults and the interlocks over the
@@ -17,23 +17,24 @@ from __future__ import annotations
 import secrets
 import sys
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Generator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 
+from harness import reuse
 from harness.atomic import check_writable_dir, partial_name, publish
 from harness.backend import get_host, host_class
 from harness.backend.base import Host
-from harness.errors import HarnessError, UsageError
+from harness.errors import HarnessError
 from harness.fleet import HostPool, allowed, parse_wait, take
 from harness.hostlease import stamp
 from harness.junit import BaselineJunit, Outcome, case_properties
+from harness.options import add_options, options_from, setting
 from harness.runner import CaseResult, During, run_case
 from harness.safety import check_interlocks, describe, plan
-from harness.scenario import Budgets, RunOptions, Scenario, matrix, parse_fault_params
+from harness.scenario import RunOptions, Scenario, matrix
 from harness.shard import Shard, case_key
 from harness.signals import install_termination_handlers
 from harness.timeline import attachment_line, file_name
@@ -45,103 +46,14 @@ NOTES = pytest.StashKey[list[str]]()  # what the session says at its start, besi
 HOST = pytest.StashKey[Host]()
 POOL = pytest.StashKey[HostPool]()  # the hosts the run may take (one, or an inventory's)
 SHARD = pytest.StashKey[Shard]()
-T = TypeVar("T")
-
-# (option, ini/dest name, type, default, help)
-SETTINGS: list[tuple[str, str, Callable[[str], Any], str, str]] = [
-    ("--host", "windsor_host", str, "sim://", "host URL to test (sim://, xen+ssh://..., ...), or inventory:FILE "
-     "for a free host of that inventory"),
-    ("--host-wait", "windsor_host_wait", parse_wait, "0",
-     "seconds to wait for a free host when every host is leased to other runs (0: fail at once, naming them)"),
-    ("--shard", "windsor_shard", Shard.parse, "1/1", "run only shard I of N of the matrix (I/N; split by a stable "
-     "hash of each scenario)"),
-    ("--topology", "windsor_topology", str, "disaggregated", "topology under test (name or .toml path)"),
-    ("--baseline-topology", "windsor_baseline_topology", str, "monolithic",
-     "topology each scenario is compared with"),
-    ("--roles", "windsor_roles", str, "all", "comma-separated roles to test"),
-    ("--faults", "windsor_faults", str, "all", "comma-separated fault plugins to inject"),
-    ("--guests", "windsor_guests", int, "6", "guests per host"),
-    ("--seed", "windsor_seed", int, "0", "seed for the guest mix and workload phases"),
-    ("--cadence-ms", "windsor_cadence_ms", float, "10", "guests' operation cadence"),
-    ("--impact-threshold-ms", "windsor_impact_threshold_ms", float, "50",
-     "downtime beyond the cadence from which a guest device counts as impacted"),
-    ("--restart-budget", "windsor_restart_budget", float, "5", "seconds allowed for a service to be healthy again"),
-    ("--recovery-budget", "windsor_recovery_budget", float, "10",
-     "seconds allowed for every impacted guest to progress again"),
-    ("--watch-after", "windsor_watch_after", float, "2.5",
-     "seconds every guest is watched after the fault at least: a delayed consequence within them is caught"),
-]
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from harness import hookspecs
 
     pluginmanager.add_hookspecs(hookspecs)
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("windsor", "Windsor resilience harness")
-    for flag, name, _, default, help_text in SETTINGS:
-        group.addoption(flag, dest=name, default=None, help=f"{help_text} (ini {name}; default {default})")
-        parser.addini(name, help_text, default="")
-    group.addoption("--fault-param", dest="windsor_fault_params", action="append", default=[],
-                    metavar="FAULT.KEY=VALUE", help="a fault parameter, e.g. stall.duration_s=0.5 (repeatable)")
-    group.addoption("--baseline-junit", dest="windsor_baseline_junit", default=None, metavar="FILE",
-                    help="take each scenario's baseline from an earlier JUnit file instead of running it")
-    group.addoption("--no-baseline", dest="windsor_no_baseline", action="store_true",
-                    help="do not run or record a baseline")
-    group.addoption("--dry-run", dest="windsor_dry_run", action="store_true",
-                    help="print which domains each selected scenario would hit, with what and for how long; "
-                         "touch nothing")
-    group.addoption("--artifacts", dest="windsor_artifacts", default=None, metavar="DIR",
-                    help="where each case's raw per-guest timelines are written, attached to its JUnit testcase "
-                         "(default: windsor-artifacts/ beside the --junitxml file; none without one)")
-    group.addoption("--build-id", dest="windsor_build_id", default=None, metavar="TEXT",
-                    help="the build under test, as reports should name it (e.g. a CI build number); "
-                         "recorded as the build_id property")
-    group.addoption("--allow-destructive", dest="windsor_allow_destructive", action="store_true",
-                    help="run destructive faults on a host that is not marked test_host = true in an inventory")
-
-
-def _setting(config: pytest.Config, name: str, cast: Callable[[str], T], flag: str,
-             defaults: Mapping[str, str]) -> T:
-    """The command line, else the ini file, else what suits the host (`Host.defaults`), else ours."""
-    raw = config.getoption(name)
-    if raw is None:
-        raw = config.getini(name) or defaults.get(name) or DEFAULTS[name]
-    try:
-        return cast(str(raw))
-    except ValueError:
-        raise UsageError(f"{flag} {raw!r} is not a valid {cast.__name__}") from None
-
-
-DEFAULTS = {name: default for _, name, _, default, _ in SETTINGS}
-
-
-def options_from(config: pytest.Config, host: str | None = None) -> RunOptions:
-    """The run options; for `host` (one host of an inventory) instead of --host when given."""
-    host = host or _setting(config, "windsor_host", str, "--host", {})
-    backend = host_class(host)
-    defaults = backend.defaults
-    fault_params = {f: dict(p) for f, p in backend.fault_defaults.items()}
-    for fault, params in parse_fault_params(config.getoption("windsor_fault_params")).items():
-        fault_params.setdefault(fault, {}).update(params)
-    s: dict[str, Any] = {name: _setting(config, name, cast, flag, defaults) for flag, name, cast, _, _ in SETTINGS}
-    return RunOptions(
-        host=host, topology=s["windsor_topology"],
-        baseline_topology="" if config.getoption("windsor_no_baseline") else s["windsor_baseline_topology"],
-        guests=s["windsor_guests"], seed=s["windsor_seed"], cadence_s=s["windsor_cadence_ms"] / 1000,
-        impact_threshold_s=s["windsor_impact_threshold_ms"] / 1000,
-        budgets=Budgets(s["windsor_restart_budget"], s["windsor_recovery_budget"]),
-        watch_after_s=s["windsor_watch_after"],
-        fault_params=fault_params,
-        roles=_choice(s["windsor_roles"]), faults=_choice(s["windsor_faults"]),
-        allow_destructive=bool(config.getoption("windsor_allow_destructive")),
-    ).validate()
-
-
-def _choice(text: str) -> tuple[str, ...]:
-    return () if text.strip() in ("", "all") else tuple(x.strip() for x in text.split(","))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -154,9 +66,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", marker)
     install_termination_handlers()
     try:
-        pool = HostPool.parse(_setting(config, "windsor_host", str, "--host", {}))  # connects to nothing
-        shard = _setting(config, "windsor_shard", Shard.parse, "--shard", {})
-        _setting(config, "windsor_host_wait", parse_wait, "--host-wait", {})
+        pool = HostPool.parse(setting(config, "windsor_host", str, "--host", {}))  # connects to nothing
+        shard = setting(config, "windsor_shard", Shard.parse, "--shard", {})
+        setting(config, "windsor_host_wait", parse_wait, "--host-wait", {})
         opts = options_from(config, pool.rotated(shard.index - 1)[0])
         path = config.getoption("windsor_baseline_junit")
         baselines = BaselineJunit(path, opts.baseline_topology or "monolithic") if path else None
@@ -218,7 +130,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if config.stash[HOST].spec.scheme == "lab":  # may take a minute or two: say why nothing seems to happen
         say("lab://: booting the lab unless it runs (windsor lab up), then checking its lease journal")
     try:
-        host = config.stash[HOST] = take(pool, _setting(config, "windsor_host_wait", parse_wait, "--host-wait", {}),
+        host = config.stash[HOST] = take(pool, setting(config, "windsor_host_wait", parse_wait, "--host-wait", {}),
                                          config.stash[SHARD].index - 1, say)
         opts = config.stash[OPTIONS] = replace(opts, host=host.spec.url)
         if pool.inventory is not None:
@@ -256,7 +168,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Give the host lease back, however the session ended (failures, Ctrl-C, SIGTERM included)."""
+    """Shut the kept topology down and give the host lease back, however the session ended
+    (failures, Ctrl-C, SIGTERM included)."""
+    reuse.close()
     release_host(config)
 
 
@@ -358,10 +272,17 @@ class Windsor:
         try:
             if baselines is not None:
                 baseline = dict(baselines.get(self.item.name))
-            elif opts.baseline_topology:
+            # every other case runs its baseline second: consecutive runs share a topology (harness/reuse.py)
+            items = self.item.session.items
+            second = self.item in items and items.index(self.item) % 2 == 1
+            with_baseline = bool(opts.baseline_topology) and baselines is None
+            if with_baseline and not second:
                 ran.append(run_case(scenario, opts, opts.baseline_topology, during))
-                baseline = case_properties(ran[-1])
             ran.append(run_case(scenario, opts, opts.topology, during))
+            if with_baseline and second:
+                ran.insert(0, run_case(scenario, opts, opts.baseline_topology, during))
+            if len(ran) == 2:
+                baseline = case_properties(ran[0])
             outcome = Outcome(ran[-1], baseline)
         except HarnessError as exc:  # a message that names the problem: no traceback needed
             failure = "\n".join([str(exc), *getattr(exc, "__notes__", [])])

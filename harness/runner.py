@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from harness.backend import get_host
+from harness import reuse
 from harness.backend.base import Host, Target
 from harness.errors import HarnessError, HostError, UsageError
 from harness.fault import Blast, Fault, describe_params, get_fault
@@ -48,6 +48,7 @@ class CaseResult:
     host: str  # the host URL
     build: str  # what runs on the host (Host.build)
     timeline: Timeline  # every guest device's operations around the fault
+    reused: bool = False  # the case ran on the topology the case before it left booted (harness/reuse.py)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,13 @@ def progressing(host: Host, want: frozenset[Pair], since: float, count: int) -> 
         if len(times) - bisect.bisect_right(times, since) < count:
             return False
     return True
+
+
+def steady(host: Host, all_pairs: frozenset[Pair], timeout: float) -> bool:
+    """Every guest device progressing (3 operations from now on), within `timeout`."""
+    since = host.now()
+    return wait_until("steady state: every guest device progressing",
+                      lambda: progressing(host, all_pairs, since, 3), timeout)
 
 
 def resolve(
@@ -152,20 +160,27 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
         now = time.monotonic()
         phases[name], mark = now - mark, now
 
-    with get_host(opts.host) as host:
+    key = (opts.host, topology.name, guests, opts.cadence_s, opts.seed)
+    host, reused = reuse.take(opts.host, key, opts.reuse)
+    clean = False
+    try:
         guests = host.adapt(guests)
         all_pairs = pairs(guests)
-        log.info("booting %s on %s with %d guests", topology.name, opts.host, len(guests))
-        host.boot(topology, guests, opts.cadence_s, opts.seed)
+        if reused and not steady(host, all_pairs, host.steady_timeout_s / 4):
+            log.info("booting afresh on %s: the kept topology did not reach its steady state", opts.host)
+            reuse.discard(host)
+            host, reused = reuse.take(opts.host, key, False)
+        if not reused:
+            log.info("booting %s on %s with %d guests", topology.name, opts.host, len(guests))
+            host.boot(topology, guests, opts.cadence_s, opts.seed)
         phase("boot")
         build = host.build()
         booted = host.now()
-        steady_timeout = host.steady_timeout_s
-        if not wait_until("steady state: every guest device progressing",
-                          lambda: progressing(host, all_pairs, booted, 3), steady_timeout):
+        if not reused and not steady(host, all_pairs, host.steady_timeout_s):
             stuck = sorted(p for p in all_pairs if not progressing(host, frozenset({p}), booted, 3))
-            raise HostError(f"no steady state within {steady_timeout:.0f}s: not progressing {stuck}")
+            raise HostError(f"no steady state within {host.steady_timeout_s:.0f}s: not progressing {stuck}")
         t_steady = host.now()
+        steady_timeout = host.steady_timeout_s
         ops = max(10, round(QUIET_WINDOW_S / opts.cadence_s))
         if not wait_until(f"{ops} operations of every device as the noise reference",
                           lambda: progressing(host, all_pairs, t_steady, ops), steady_timeout):
@@ -221,12 +236,15 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
         t_end = host.now()
         after = {e.name: e.incarnation for e in host.entities()}
         progress = host.progress()
-        lost = host.acked_writes_lost()
+        lost = host.acked_writes_lost()  # since boot: a reused host had lost none (harness/reuse.py)
         survived = host.host_reboots() == 0
         phase("recovery")
+        allowed = set(before) if blast.host_crash else {target.entity}
+        disturbed = tuple(sorted(n for n, inc in before.items() if n not in allowed and after.get(n) != inc))
+        clean = recovered and survived and lost == 0 and not disturbed and fault.reverted_at is not None
+    finally:
+        reuse.give_back(host, key, clean, opts.reuse)
     phase("teardown")
-    allowed = set(before) if blast.host_crash else {target.entity}
-    disturbed = tuple(sorted(n for n, inc in before.items() if n not in allowed and after.get(n) != inc))
     observed = Observation(progress, all_pairs, blast.expected(guests), (t_steady, t0), t0,
                            t_back if ok else t_end, t_end, opts.cadence_s, opts.impact_threshold_s)
     metrics, impacts = compute(observed, restart_s, lost, survived)
@@ -234,4 +252,4 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
                             t_end, t_reverted - t0, restart_s, metrics.guest_recovery_s, metrics.impacted,
                             metrics.expected)
     return CaseResult(scenario, topology.name, target, blast, metrics, impacts, disturbed, describe_params(params),
-                      t_reverted - t0, t_end - t0, opts.seed, phases, opts.host, build, timeline)
+                      t_reverted - t0, t_end - t0, opts.seed, phases, opts.host, build, timeline, reused)

@@ -46,6 +46,7 @@ class RunOptions:
     roles: tuple[str, ...] = ()  # empty: every role
     faults: tuple[str, ...] = ()  # empty: every installed fault
     allow_destructive: bool = False  # destructive faults on a host not marked as a test host
+    reuse: bool = True  # a clean booted topology serves the next case (harness/reuse.py)
 
     def validate(self) -> RunOptions:
         """Every check that can be made before a host is touched; UsageError on the first."""

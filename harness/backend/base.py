@@ -136,6 +136,12 @@ class Host(ABC):
         """The guests as this host can run them (e.g. PV only); by default unchanged."""
         return tuple(guests)
 
+    def reusable(self) -> str | None:
+        """Why the topology booted here cannot serve another case as it is (None: it can): a
+        lease still held, a domain missing, a reboot since `boot` (harness/reuse.py). By
+        default a host is booted afresh for every case."""
+        return f"{self.spec.scheme}:// hosts are booted afresh for every case"
+
     @abstractmethod
     def boot(self, topology: Topology, guests: Sequence[GuestSpec], cadence: float, seed: int) -> None:
         """Boot the topology, then create and start the guests; return when all are running."""

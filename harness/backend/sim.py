@@ -132,6 +132,18 @@ class SimHost(Host):
         with ThreadPoolExecutor(max_workers=8) as pool:  # as many xl creates at once as a toolstack takes
             list(pool.map(create, guests))
 
+    def reusable(self) -> str | None:
+        if self.manager is None or self.manager.poll() is not None:
+            return "its manager is gone"
+        status = self.status()
+        if status["state"] != "running" or int(status["boots"]) != 1:
+            return f"the host is {status['state']} after {int(status['boots']) - 1} reboots"
+        if status["leases"]:
+            return f"{len(status['leases'])} leases still held"
+        running = {d["name"] for d in status["domains"]}
+        missing = sorted({g.name for g in self.guests} - running)
+        return f"guests not running: {', '.join(missing)}" if missing else None
+
     def shutdown(self) -> None:
         if self.manager is not None:
             try:

@@ -85,6 +85,7 @@ class XenHost(Host):
         self.plan: Plan | None = None
         self.topology: Topology | None = None
         self.records = Records(())
+        self.guest_names: tuple[str, ...] = ()
         self.offset = 0.0  # host wallclock − our wallclock
         self.boot_id = ""
         self._leases: dict[str, Lease] = {}
@@ -196,7 +197,8 @@ class XenHost(Host):
         self.topology, self.plan = topology, make_plan(topology, guests, cadence)
         if self.entry is not None:
             self.entry.check_topology(self.plan.services)
-        self.records = Records(tuple(g.name for g in guests))
+        self.guest_names = tuple(g.name for g in guests)
+        self.records = Records(self.guest_names)
         self.sync_clock()
         log.info("%s: creating %s (%s) and %d guests", self.spec.url, topology.name,
                  ", ".join(self.plan.services) or "backends in dom0", len(guests))
@@ -231,6 +233,17 @@ class XenHost(Host):
             return f"Xen (version unknown: xl info failed), dom0 Linux {kernel}"
         changeset = facts.get("xen_changeset", "")
         return f"Xen {facts['xen_version']}" + (f" ({changeset})" if changeset else "") + f", dom0 Linux {kernel}"
+
+    def reusable(self) -> str | None:
+        if self.plan is None or self.topology is None:
+            return "no topology booted"
+        if self.host_reboots():
+            return "the host rebooted"
+        leases = self.remote.run(f"{tool('windsor-lease')} list", timeout=30)
+        if not leases.ok or leases.out.strip():
+            return "a lease is still held" if leases.ok else f"its lease journal cannot be read ({leases.err.strip()})"
+        missing = sorted({*self.plan.services, *self.guest_names} - set(self.domains()))
+        return f"domains missing: {', '.join(missing)}" if missing else None
 
     def shutdown(self) -> None:
         if self._remote is not None and self.plan is not None:

@@ -20,7 +20,7 @@ from harness.sim.xenbus import Frontend
 from harness.sim.xsclient import XsClient
 
 BLOCK = 64
-RETRY_FIRST_S, RETRY_MAX_S = 0.01, 0.25  # a ping with no pong is sent again
+RETRY_S, UNREACHABLE_RETRY_S = 0.25, 0.01  # a ping with no pong is sent again; one to a peer not there yet, soon
 KIND = {"net": "vif", "disk": "vbd", "console": "console", "emul": "dm"}
 
 
@@ -125,18 +125,18 @@ class NetWork(Workload):
                     chan.send({"dst": frame["src"], "src": self.mac, "t": "pong", "seq": frame["seq"]})
                 elif frame.get("t") == "pong":
                     pongs.put(int(frame["seq"]))
+                elif frame.get("t") == "unreachable":
+                    pongs.put(-(int(frame["seq"]) + 2))
         except (OSError, ValueError):
             pass
         pongs.put(-1)
 
     def op(self, chan: Channel, seq: int) -> None:
-        """Ping until the pong comes; a lost ping (no peer yet, a backend that died with it) is
-        sent again after 10 ms, doubling up to 250 ms, as a transport's retransmission does."""
-        wait = RETRY_FIRST_S
+        """Ping until the pong comes: a lost ping is sent again after 250 ms; one that netback
+        could not deliver (the peer is not attached yet, as at boot) after 10 ms."""
         while True:
             chan.send({"dst": self.peer, "src": self.mac, "t": "ping", "seq": seq})
-            deadline = time.monotonic() + wait
-            wait = min(2 * wait, RETRY_MAX_S)
+            deadline = time.monotonic() + RETRY_S
             while (left := deadline - time.monotonic()) > 0:
                 try:
                     got = self.pongs.get(timeout=left)
@@ -146,6 +146,8 @@ class NetWork(Workload):
                     raise Broken("netback closed the ring")
                 if got == seq:
                     return
+                if got == -(seq + 2):  # unreachable
+                    deadline = min(deadline, time.monotonic() + UNREACHABLE_RETRY_S)
 
 
 def device_loop(fe: Frontend, work: Workload, rec: Recorder, ticker: Ticker) -> None:

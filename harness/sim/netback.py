@@ -28,11 +28,15 @@ class Netback:
             while (frame := chan.recv()) is not None:
                 with self.lock:
                     port = self.ports.get(str(frame.get("dst")))
-                if port is not None and not self.hollow:
-                    try:
+                if self.hollow:
+                    continue
+                try:
+                    if port is not None:
                         port.send(frame)
-                    except OSError:
-                        pass  # the destination's link is down: the frame is dropped, as on a wire
+                    elif frame.get("t") == "ping":  # no such port (yet): say so, as an unanswered ARP would
+                        chan.send({"t": "unreachable", "seq": frame.get("seq")})
+                except OSError:
+                    pass  # the destination's link is down: the frame is dropped, as on a wire
         finally:
             with self.lock:
                 if self.ports.get(mac) is chan:

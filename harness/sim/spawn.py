@@ -16,6 +16,7 @@ child can wait for its end although it is not its parent.
 from __future__ import annotations
 
 import ctypes
+import gc
 import json
 import os
 import select
@@ -110,6 +111,7 @@ def _zygote(sock: socket.socket, parent: int) -> None:
     die_with_parent(parent)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps; the asker waits on a pidfd
     _title("wsim zygote")
+    gc.freeze()  # what the children inherit is never scanned: no copy-on-write of it by their collector
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)

@@ -1,0 +1,83 @@
+"""Reusing a booted topology between cases, behind a gate.
+
+Booting a topology is most of a short case's time (≈ 0.2 s on sim://; ≈ 30 s under TCG on the lab,
+every domain created again). After a case, its host is kept booted if the case left it clean:
+- the case ran to its end (no exception, no interrupt), its fault reverted;
+- the host did not reboot (a host crash re-creates everything: the next case boots afresh);
+- every guest device was progressing again, nothing outside the blast radius was restarted, no
+  acknowledged write was lost.
+
+The next case takes it only for the same host URL, topology, guests, cadence and seed, and only if
+the host itself says it can serve another case (`Host.reusable`: no lease held, the planned
+domains all there, no reboot since). The case then waits for its steady state as a fresh one
+does; if that fails, the kept host is shut down and the case boots a fresh one. So a case never
+starts on a host that the one before it damaged: tests/test_reuse.py proves it.
+
+One host is kept at a time (a new key shuts the kept one down first: two lab topologies, or two
+busy sim hosts, would disturb each other's figures); `close` shuts it down at the end of the
+session (the plugin), and at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+from harness.backend import get_host
+from harness.backend.base import Host
+from harness.errors import HarnessError
+
+log = logging.getLogger("windsor")
+
+
+@dataclass
+class _Kept:
+    host: Host
+    key: Hashable
+
+
+_kept: list[_Kept] = []
+
+
+def take(url: str, key: Hashable, allowed: bool) -> tuple[Host, bool]:
+    """A host for a case: the kept one, booted, if it matches `key` and passes its gate (True), or
+    a new, unbooted one (False); any other kept host is shut down first."""
+    kept = _kept.pop() if _kept else None
+    if kept is not None:
+        if allowed and kept.key == key:
+            try:
+                why = kept.host.reusable()
+            except (HarnessError, OSError) as exc:
+                why = f"could not check it: {exc}"
+            if why is None:
+                log.info("reusing the booted topology on %s", url)
+                return kept.host, True
+            log.info("booting afresh on %s: the kept topology cannot serve another case (%s)", url, why)
+        discard(kept.host)
+    return get_host(url), False
+
+
+def give_back(host: Host, key: Hashable, clean: bool, allowed: bool) -> None:
+    """The case is over: keep its host booted for the next case if it is clean, else shut it down."""
+    if clean and allowed:
+        _kept.append(_Kept(host, key))
+    else:
+        discard(host)
+
+
+def discard(host: Host) -> None:
+    try:
+        host.shutdown()
+    except (HarnessError, OSError) as exc:
+        log.warning("%s: could not shut the host down: %s", host.spec.url, exc)
+
+
+def close() -> None:
+    """Shut the kept host down (the end of a session); harmless when none is kept."""
+    while _kept:
+        discard(_kept.pop().host)
+
+
+atexit.register(close)
