@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 
 import psutil
 import pytest
@@ -18,13 +17,6 @@ from harness.runner import FaultContext, run_case
 from harness.scenario import RunOptions, Scenario
 
 OPTS = RunOptions(guests=4)
-
-
-@pytest.fixture(autouse=True)
-def nothing_kept() -> Iterator[None]:
-    reuse.close()
-    yield
-    reuse.close()
 
 
 def kept() -> SimHost:

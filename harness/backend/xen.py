@@ -147,7 +147,7 @@ class XenHost(Host):
         return said
 
     def swap_lease(self, expected: str, new: str) -> str:
-        from harness.xen.hostlease import swap  # the host lease: /var/lib/windsor/host.lease in dom0
+        from harness.xen.hostlease import swap  # the host lease: /var/lib/windsor/state/host.lease
 
         return swap(self.remote, expected, new)
 

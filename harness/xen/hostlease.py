@@ -1,7 +1,9 @@
 """The host lease on a Xen host (harness/hostlease.py has the record and the policy): the file
-``/var/lib/windsor/host.lease`` in the control domain, swapped atomically by one shell command.
+``/var/lib/windsor/state/host.lease`` in the control domain, swapped atomically by one shell
+command. It is in the state directory, which survives a reboot of the host (the lab's dom0 mounts
+a disk there): a run whose fault crashed the host still holds it when the host is back.
 
-The command holds ``flock -w 20`` on ``/var/lib/windsor/host.lease.lock`` (util-linux, in every
+The command holds ``flock -w 20`` on ``/var/lib/windsor/state/host.lease.lock`` (util-linux, in every
 Debian; the kernel drops the lock if the command dies, so no stale lock is ever left, unlike a
 mkdir lock), reads the record, prints it, and only if it is what the harness expected writes the
 new one beside it and renames it into place (or removes it). Both records reach the shell as
@@ -10,10 +12,10 @@ quoted positional parameters, never as code.
 
 from __future__ import annotations
 
-from harness.xen.payload import STATE_ROOT
+from harness.xen.payload import STATE
 from harness.xen.remote import Remote, q
 
-LEASE_DIR = STATE_ROOT  # beside the state; `windsor host remove` deletes it all
+LEASE_DIR = STATE  # `windsor host remove` deletes it with the state
 
 SWAP = r"""set -e
 dir=$1; expected=$2; new=$3

@@ -94,8 +94,9 @@ def leased_by(remote: Remote) -> str | None:
     """Who holds the host now (a live run's host lease, harness/hostlease.py), or None: changing
     the tools under a running session would break it."""
     from harness.hostlease import HostLease
+    from harness.xen.hostlease import LEASE_DIR
 
-    text = remote.run(f"cat {STATE_ROOT}/host.lease", timeout=15).out
+    text = remote.run(f"cat {LEASE_DIR}/host.lease", timeout=15).out
     try:
         lease = HostLease.parse(text)
     except ValueError:
