@@ -31,7 +31,8 @@ TOPOLOGIES = ("disaggregated", "monolithic")
 QUICK_ROLES = ("netback", "console")
 STALLS_S = (0.2, 0.5, 2.0)
 CADENCES_S = (0.01, 0.005)
-SCALE_CADENCE_S = 0.5
+SCALE_CADENCE_S = 0.5  # 500 guests × 4 devices at 500 ms: the host's own load stays under one core here
+SCALE_REPEATS = 3
 SCALE_SIZES, QUICK_SCALE_SIZES = (10, 100, 500), (10, 50)
 STEADY_TIMEOUT_S = 120.0
 OBSERVE_S = 3.0
@@ -190,13 +191,19 @@ def scale_one(guests: int) -> dict[str, Any]:
 
 
 def bench_scaling(quick: bool) -> list[dict[str, Any]]:
-    rows = [scale_one(n) for n in (QUICK_SCALE_SIZES if quick else SCALE_SIZES)]
+    """Each size booted SCALE_REPEATS times: the run with the median boot time (one boot of 100
+    guests varied 1.5–2.1 s here)."""
+    rows = []
+    for n in QUICK_SCALE_SIZES if quick else SCALE_SIZES:
+        runs = sorted((scale_one(n) for _ in range(SCALE_REPEATS)), key=lambda r: float(r["boot_s"]))
+        rows.append(runs[len(runs) // 2])
     rows[0]["marginal_ms_per_guest"] = None
     for a, b in itertools.pairwise(rows):
         b["marginal_ms_per_guest"] = (b["boot_s"] - a["boot_s"]) * 1000 / (b["guests"] - a["guests"])
-    table(f"4. scaling (disaggregated, cadence {SCALE_CADENCE_S * 1000:g} ms, CPU over {OBSERVE_S:g} s, "
-          "% of one core)", ["guests", "boot s", "ms/guest", "marginal ms/guest", "steady s", "host procs",
-                             "host CPU %", "harness CPU %"],
+    table(f"4. scaling (disaggregated, cadence {SCALE_CADENCE_S * 1000:g} ms, median boot of {SCALE_REPEATS}, "
+          f"CPU over {OBSERVE_S:g} s, % of one core)",
+          ["guests", "boot s", "ms/guest", "marginal ms/guest", "steady s", "host procs", "host CPU %",
+           "harness CPU %"],
           [[r["guests"], r["boot_s"], f"{r['boot_ms_per_guest']:.1f}",
             "-" if r["marginal_ms_per_guest"] is None else f"{r['marginal_ms_per_guest']:.1f}",
             r["steady_s"], r["procs"], f"{r['host_cpu_pct']:.1f}", f"{r['harness_cpu_pct']:.1f}"]
