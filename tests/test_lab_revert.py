@@ -109,8 +109,9 @@ def topology_down(lab: Lab) -> Iterator[None]:
 CASES = ([("stall", t, "netdd-only", "netdd") for t in TRIGGERS]
          + [("stall", "sigkill", "monolithic", "dom0"), ("throttle", "sigkill", "netdd-only", "netdd")])
 # the in-process triggers take the revert path that tests/test_revert_matrix.py covers for each on
-# sim://; CI keeps one of them on real Xen (sigterm), the nightly lab job runs them all
-NIGHTLY_ONLY = {"assert", "exception", "sigint"}
+# sim://; CI keeps one of them on real Xen (sigterm) and the harness's death (sigkill); the nightly
+# lab job runs them all
+NIGHTLY_ONLY = {"assert", "exception", "sigint", "timeout"}
 
 
 @pytest.mark.parametrize("fault, trigger, topology, target", [

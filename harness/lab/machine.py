@@ -78,7 +78,8 @@ class Lab:
         except (OSError, ValueError, TypeError):
             return None
         try:
-            if "qemu" in psutil.Process(state.pid).name():
+            proc = psutil.Process(state.pid)
+            if "qemu" in proc.name() and proc.status() != psutil.STATUS_ZOMBIE:
                 return state
         except psutil.Error:
             pass
