@@ -4,8 +4,8 @@ Booting a topology is most of a short case's time (≈ 0.2 s on sim://; ≈ 30 s
 every domain created again). After a case, its host is kept booted if the case left it clean:
 - the case ran to its end (no exception, no interrupt), its fault reverted;
 - the host did not reboot (a host crash re-creates everything: the next case boots afresh);
-- every guest device was progressing again, nothing outside the blast radius was restarted, no
-  acknowledged write was lost.
+- every guest device was progressing again, no impact escaped the blast radius, nothing outside
+  it was restarted, no acknowledged write was lost.
 
 The next case takes it only for the same host URL, topology, guests, cadence and seed, and only if
 the host itself says it can serve another case (`Host.reusable`: no lease held, the planned

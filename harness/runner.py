@@ -241,13 +241,14 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
         phase("recovery")
         allowed = set(before) if blast.host_crash else {target.entity}
         disturbed = tuple(sorted(n for n, inc in before.items() if n not in allowed and after.get(n) != inc))
-        clean = recovered and survived and lost == 0 and not disturbed and fault.reverted_at is not None
+        observed = Observation(progress, all_pairs, blast.expected(guests), (t_steady, t0), t0,
+                               t_back if ok else t_end, t_end, opts.cadence_s, opts.impact_threshold_s)
+        metrics, impacts = compute(observed, restart_s, lost, survived)
+        clean = (recovered and survived and lost == 0 and not disturbed and not metrics.escaped
+                 and fault.reverted_at is not None)
     finally:
         reuse.give_back(host, key, clean, opts.reuse)
     phase("teardown")
-    observed = Observation(progress, all_pairs, blast.expected(guests), (t_steady, t0), t0,
-                           t_back if ok else t_end, t_end, opts.cadence_s, opts.impact_threshold_s)
-    metrics, impacts = compute(observed, restart_s, lost, survived)
     timeline = Timeline.cut(scenario.id, topology.name, opts.host, opts.cadence_s, progress, all_pairs, t_steady, t0,
                             t_end, t_reverted - t0, restart_s, metrics.guest_recovery_s, metrics.impacted,
                             metrics.expected)
