@@ -144,13 +144,13 @@ def cmd_lab(args: argparse.Namespace) -> int:
     import logging
 
     from harness.lab.machine import Lab
+    from harness.lab.watchdog import idle_seconds
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     lab = Lab(dom0=args.dom0)
-    if not 0 < args.idle <= 7 * 24 * 60:
-        raise UsageError(f"--idle {args.idle:g}: give minutes, above 0 and at most 10080 (a week)")
+    idle_s = idle_seconds(args.idle, "--idle ")
     if args.action == "up":
-        state = lab.up(keep=True, idle_s=args.idle * 60)
+        state = lab.up(keep=True, idle_s=idle_s)
         print(f"lab up ({state.dom0} dom0): pid {state.pid}, ssh root@127.0.0.1 -p {state.port} -i {lab.files.key}, "
               f"dom0 ready {state.ready_s:.1f}s after QEMU start")
         print(f"as a Xen host: {state.url}?identity={lab.files.key}")
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("--dom0", choices=("windsor", "stock"), default="windsor",
                      help="windsor: our dom0 with the tools baked in (default); stock: a plain Debian Xen "
                           "install with nothing of ours (prepare it with windsor host prepare)")
-    lab.add_argument("--idle", type=float, default=30.0, metavar="MIN",
+    lab.add_argument("--idle", default="30", metavar="MIN",
                      help="up: the lab stops by itself once unused for MIN minutes (default 30)")
     lab.set_defaults(func=cmd_lab)
     bench = sub.add_parser("bench", help="measure this machine")

@@ -18,6 +18,7 @@ import pytest
 
 from harness.lab.machine import Lab, LabState
 from harness.lab.watchdog import POLL_S, alive_users, register
+from harness.sim.sweep import dead
 from harness.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="needs QEMU")
@@ -54,7 +55,10 @@ def start(root: Path, qemu: int, keep: bool, idle_s: float, users: list[subproce
 
 
 def gone(pid: int) -> bool:
-    return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    try:
+        return dead(psutil.Process(pid))
+    except psutil.NoSuchProcess:
+        return True
 
 
 def said(root: Path, line: str) -> bool:

@@ -28,19 +28,14 @@ class LabHost(XenHost):
                              f"not {spec.url!r}")
         super().__init__(HostSpec(spec.url, spec.scheme))
         from harness.lab.machine import DEFAULT_DIR, DOM0_KINDS
+        from harness.lab.watchdog import idle_seconds
 
         self.lab_dir = Path(spec.params.get("dir") or DEFAULT_DIR)
         self.dom0 = spec.params.get("dom0") or "windsor"
         if self.dom0 not in DOM0_KINDS:
             raise UsageError(f"lab://?dom0={self.dom0}: use one of {', '.join(DOM0_KINDS)}")
         self.keep = spec.params.get("keep", "") in ("1", "true", "yes")
-        idle = spec.params.get("idle", "30")
-        try:
-            self.idle_s = float(idle) * 60
-        except ValueError:
-            self.idle_s = -1.0
-        if not 1 <= self.idle_s <= 7 * 24 * 3600:
-            raise UsageError(f"lab://?idle={idle}: give the minutes a kept lab may stay unused (at most 10080, a week)")
+        self.idle_s = idle_seconds(spec.params.get("idle", "30"), "lab://?idle=")
 
     @property
     def test_host(self) -> bool:

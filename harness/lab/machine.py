@@ -30,6 +30,7 @@ import psutil
 from harness.errors import HostError
 from harness.lab.build import LabFiles, build, run
 from harness.lab.watchdog import IDLE_S, idle_deadline, register
+from harness.sim.sweep import dead
 from harness.waiting import wait_until
 
 log = logging.getLogger("windsor.lab")
@@ -79,7 +80,7 @@ class Lab:
             return None
         try:
             proc = psutil.Process(state.pid)
-            if "qemu" in proc.name() and proc.status() != psutil.STATUS_ZOMBIE:
+            if "qemu" in proc.name() and not dead(proc):
                 return state
         except psutil.Error:
             pass
@@ -258,13 +259,7 @@ class Lab:
         except psutil.NoSuchProcess:
             return
 
-        def ended() -> bool:
-            try:
-                return proc.status() == psutil.STATUS_ZOMBIE
-            except psutil.NoSuchProcess:
-                return True
-
-        if not wait_until(f"QEMU pid {pid} to stop", ended, 10.0, quiet=True):
+        if not wait_until(f"QEMU pid {pid} to stop", lambda: dead(proc), 10.0, quiet=True):
             try:
                 proc.kill()
             except psutil.NoSuchProcess:

@@ -22,9 +22,25 @@ from pathlib import Path
 
 import psutil
 
+from harness.errors import UsageError
+
 POLL_S = 2.0
 IDLE_S = 1800.0
+MAX_IDLE_MIN = 7 * 24 * 60
 log = logging.getLogger("windsor.lab.watchdog")
+
+
+def idle_seconds(minutes: str, what: str) -> float:
+    """A kept lab's idle time given in minutes (`what` names the flag or URL parameter), in seconds;
+    UsageError unless it is above 0 and at most a week."""
+    try:
+        value = float(minutes)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= MAX_IDLE_MIN:
+        raise UsageError(f"{what}{minutes}: give the minutes a kept lab may stay unused, above 0 and at most "
+                         f"{MAX_IDLE_MIN} (a week)")
+    return value * 60
 
 
 def register(root: Path, pid: int | None = None) -> None:
