@@ -20,16 +20,16 @@ if [ ! -x .venv/bin/python ]; then
         fi
     fi
 fi
-# The real-Xen lab (tests marked `lab`) needs QEMU, debootstrap, cpio, kmod and ssh on the host.
+# The real-Xen lab (tests marked `lab`) needs QEMU (and qemu-img), debootstrap, cpio, kmod and ssh on the host.
 missing=0
-for tool in qemu-system-x86_64 debootstrap cpio depmod ssh gcc; do
+for tool in qemu-system-x86_64 qemu-img debootstrap cpio depmod ssh gcc; do
     command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || missing=1
 done
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || missing=1  # gcc -static needs libc6-dev
 if [ "$missing" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "bootstrap: installing the lab's host packages (harness/lab/build.py LAB_APT)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        qemu-system-x86 debootstrap cpio kmod openssh-client gcc libc6-dev >/dev/null
+        qemu-system-x86 qemu-utils debootstrap cpio kmod openssh-client gcc libc6-dev >/dev/null
 fi
 # windsor report's page is checked in a real headless browser (tests/test_report.py): Debian's chromium.
 if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -23,7 +23,8 @@ log = logging.getLogger("windsor.lab")
 FILES = Path(__file__).parent / "files"
 SUITE = "bookworm"
 # what the host needs
-LAB_APT = ("qemu-system-x86", "debootstrap", "cpio", "kmod", "openssh-client", "gcc", "libc6-dev", "e2fsprogs")
+LAB_APT = ("qemu-system-x86", "qemu-utils", "debootstrap", "cpio", "kmod", "openssh-client", "gcc", "libc6-dev",
+           "e2fsprogs")
 DOM0_PACKAGES = ("xen-utils-4.17", "iproute2", "bridge-utils", "busybox", "kmod", "openssh-server",
                  "procps", "iputils-ping", "coreutils")
 # dom0's Xen userland, overlaid at exactly the hypervisor's version (debootstrap takes the suite's

@@ -10,6 +10,11 @@ Two kinds of dom0 (one lab at a time: two do not fit in 2 cores):
 
 QEMU writes the serial console (Xen's and dom0's) to ``serial.log`` itself, so nothing has to
 keep reading a socket for the console not to back up.
+
+A reset of the lab host (Xen reboots the machine when dom0 crashes) is a fresh QEMU: QEMU runs
+with ``-no-reboot``, so it exits, and the lab's watchdog (harness/lab/watchdog.py) starts the
+same command line again (`Lab.restart`) on the same disks, port and console. Reset in place, the
+same QEMU took 82-150 s to unpack dom0's initramfs (5.7 s on a first boot).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ log = logging.getLogger("windsor.lab")
 DEFAULT_DIR = Path(os.environ.get("WINDSOR_LAB_DIR", "~/.cache/windsor/lab")).expanduser()
 READY = b"WINDSOR: dom0 ready"
 BOOT_TIMEOUT_S = 180.0
+RESTART_WAIT_S = 10.0  # the watchdog starts a fresh QEMU within about a second of a reset
 STATE_DISK_MB = 512
 XEN_ARGS = ("dom0_mem=1024M,max:1024M dom0_max_vcpus=2 console=com1 com1=115200,8n1 loglvl=all "
             "guest_loglvl=all console_timestamps=boot smap=0 smep=0")  # TCG: dom0 dies without smap/smep=0
@@ -55,6 +61,7 @@ class LabState:
     dom0: str = "windsor"
     keep: bool = False  # stays up after the sessions that use it end, until idle_s without one
     idle_s: float = IDLE_S
+    argv: tuple[str, ...] = ()  # QEMU's command line: the watchdog runs it again when the host resets
 
     @property
     def url(self) -> str:
@@ -72,20 +79,19 @@ class Lab:
         self.state_file = root / "lab.json"
         self.serial = root / "serial.log"
 
-    def state(self) -> LabState | None:
-        """The running lab, or None (a stale state file of a dead QEMU is removed)."""
+    def saved(self) -> LabState | None:
+        """The lab as `lab.json` records it, whether its QEMU runs or not (None: no lab)."""
         try:
-            state = LabState(**json.loads(self.state_file.read_text()))
+            data = json.loads(self.state_file.read_text())
+            return LabState(**{**data, "argv": tuple(data.get("argv", ()))})
         except (OSError, ValueError, TypeError):
             return None
-        try:
-            proc = psutil.Process(state.pid)
-            if "qemu" in proc.name() and not dead(proc):
-                return state
-        except psutil.Error:
-            pass
-        self.state_file.unlink(missing_ok=True)
-        return None
+
+    def state(self) -> LabState | None:
+        """The running lab, or None. The record of a QEMU that exited stays: its watchdog may be
+        starting a fresh one (a reset of the lab host); `up` writes over it, `down` removes it."""
+        state = self.saved()
+        return state if state is not None and qemu_runs(state.pid) else None
 
     def ssh_options(self, state: LabState) -> str:
         """ssh options for dom0: a throwaway host key, keep-alives that drop a dead host within
@@ -109,6 +115,9 @@ class Lab:
         process is registered as a user: the watchdog stops the lab once no user is alive, or, if
         it is kept (`keep` here or by an earlier user), `idle_s` after the last one ended."""
         running = self.state()
+        if running is None and self.saved() is not None:  # its QEMU exited: a reset being restarted?
+            wait_until("the lab's fresh QEMU after a reset", lambda: self.state() is not None, RESTART_WAIT_S)
+            running = self.state()
         if running is not None:
             if running.dom0 != self.dom0:
                 raise HostError(f"lab: the {running.dom0} lab is running (pid {running.pid}); two do not fit here: "
@@ -166,12 +175,12 @@ class Lab:
             "-initrd", f"{files.vmlinuz} {DOM0_ARGS},{files.dom0_cpio}",
         ]
         pid = self._start(argv, port)
-        self._save(LabState(pid, port, started, 0.0))
+        self._save(LabState(pid, port, started, 0.0, argv=tuple(argv)))
         self._watchdog(pid)
         if not wait_until("dom0 ready on the serial console", self._booted, BOOT_TIMEOUT_S):
             self._stop(pid)
             raise HostError(f"lab: dom0 not ready within {BOOT_TIMEOUT_S:.0f}s; console in {self.serial}")
-        state = LabState(pid, port, started, time.time() - started)
+        state = LabState(pid, port, started, time.time() - started, argv=tuple(argv))
         self._save(state)
         if not wait_until("ssh into dom0", lambda: self.ssh("true", 15).returncode == 0, 60):
             self.down()
@@ -185,9 +194,10 @@ class Lab:
             # avx/avx2 off: with TCG's AVX2, glibc's vectorised string routines corrupted memory in
             # dom0 ("corrupted double-linked list" from xl create, seen here in CI runs)
             "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max,xsave=off,avx=off,avx2=off", "-smp", "2", "-m", "4096",
-            # no -no-reboot: Xen reboots the machine when dom0 crashes, and the lab comes back
-            "-display", "none", "-nodefaults", "-daemonize", "-pidfile", str(self.root / "qemu.pid"),
-            "-chardev", f"file,id=s0,path={self.serial}", "-serial", "chardev:s0",
+            # -no-reboot: a reset of the lab host (Xen's reboot after a dom0 crash) ends this QEMU,
+            # and the watchdog starts a fresh one (see the module); the console is appended to
+            "-no-reboot", "-display", "none", "-nodefaults", "-daemonize", "-pidfile", str(self.root / "qemu.pid"),
+            "-chardev", f"file,id=s0,path={self.serial},append=on", "-serial", "chardev:s0",
             # PCI slot 3: the stock dom0 names its NIC ens3 (its /etc/network/interfaces says so)
             "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22", "-device", "virtio-net-pci,netdev=n0,addr=3",
         ]
@@ -208,8 +218,9 @@ class Lab:
         self.serial.unlink(missing_ok=True)
         (self.root / "qemu.pid").unlink(missing_ok=True)
         started = time.time()
-        pid = self._start([*self._qemu(port), *qemu_boot_args(stock, XEN_ARGS)], port)
-        self._save(LabState(pid, port, started, 0.0, "stock"))
+        argv = (*self._qemu(port), *qemu_boot_args(stock, XEN_ARGS))
+        pid = self._start(list(argv), port)
+        self._save(LabState(pid, port, started, 0.0, "stock", argv=argv))
         self._watchdog(pid)
 
         def answers() -> bool:
@@ -220,10 +231,27 @@ class Lab:
             self.down()
             raise HostError(f"lab: the stock dom0 did not answer ssh with xl working within {BOOT_TIMEOUT_S:.0f}s; "
                             f"console in {self.serial}")
-        state = LabState(pid, port, started, time.time() - started, "stock")
+        state = LabState(pid, port, started, time.time() - started, "stock", argv=argv)
         self._save(state)
         log.info("lab: stock dom0 ready %.1fs after QEMU start: %s", state.ready_s, state.url)
         return state
+
+    def restart(self, state: LabState) -> LabState:
+        """After its QEMU exited by itself (a reset of the lab host): the same QEMU command line
+        again, on the same disks and port; the new pid is recorded. HostError if QEMU does not
+        start, or if the lab was taken down meanwhile (the new QEMU is stopped again)."""
+        if not state.argv:
+            raise HostError("lab: no QEMU command line recorded to start again")
+        (self.root / "qemu.pid").unlink(missing_ok=True)
+        done = subprocess.run(list(state.argv), capture_output=True, text=True)
+        if done.returncode != 0:
+            raise HostError(f"lab: a fresh QEMU did not start: {done.stderr.strip()[-300:]}")
+        fresh = replace(state, pid=int((self.root / "qemu.pid").read_text()), started=time.time())
+        if self.saved() != state:  # `down` (or a new lab) came between: this QEMU is nobody's
+            self._stop(fresh.pid)
+            raise HostError("lab: taken down while its host was resetting")
+        self._save(fresh)
+        return fresh
 
     def boots(self) -> int:
         """How many times dom0 came up since `up` (more than 1: the lab host rebooted)."""
@@ -243,9 +271,9 @@ class Lab:
 
     def down(self) -> bool:
         """Stop the lab; False if it was not running."""
-        state = self.state()
+        state = self.saved()
         self.state_file.unlink(missing_ok=True)
-        if state is None:
+        if state is None or not qemu_runs(state.pid):
             return False
         self._stop(state.pid)
         return True
@@ -264,6 +292,15 @@ class Lab:
                 proc.kill()
             except psutil.NoSuchProcess:
                 pass
+
+
+def qemu_runs(pid: int) -> bool:
+    """Is `pid` a QEMU that has not exited (a zombie has)?"""
+    try:
+        proc = psutil.Process(pid)
+        return "qemu" in proc.name() and not dead(proc)
+    except psutil.Error:
+        return False
 
 
 def free_port() -> int:

@@ -3,9 +3,10 @@ Debian's Xen packages with their own init scripts (``/etc/init.d/xen`` starts ox
 xenconsoled), sshd, DHCP on the NIC — on a disk image booted under QEMU. Nothing of the harness
 is in it: ``windsor host prepare`` puts it there over ssh, as on a bare-metal runner.
 
-The image is built once (debootstrap, ≈ 2 min) and cached; each boot runs on a copy-on-write
-view of it (QEMU ``-snapshot``), so every ``lab up`` starts from the stock image again, and a
-reboot of the lab host (a dom0 crash) keeps what was written since.
+The image is built once (debootstrap, ≈ 2 min) and cached; every ``lab up`` runs on a fresh
+copy-on-write overlay of it (``overlay.qcow2``), so it starts from the stock image again, and a
+reboot of the lab host (a dom0 crash, which is a fresh QEMU: harness/lab/machine.py) keeps what
+was written since. (QEMU's ``-snapshot`` would not: its writes end with the QEMU.)
 """
 
 from __future__ import annotations
@@ -88,8 +89,14 @@ def build_stock(lab_root: Path, key: Path) -> StockFiles:
 
 
 def qemu_boot_args(files: StockFiles, xen_args: str) -> list[str]:
-    """QEMU's boot arguments for the stock host: Xen, Debian's kernel and initramfs, its disk
-    copy-on-write (``-snapshot``: the cached image is never written)."""
-    return ["-snapshot", "-drive", f"file={files.disk},if=virtio,format=raw",
+    """QEMU's boot arguments for the stock host: Xen, Debian's kernel and initramfs, and a fresh
+    copy-on-write overlay of its disk (the cached image is never written)."""
+    overlay = files.dir / "overlay.qcow2"
+    overlay.unlink(missing_ok=True)
+    run("qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(files.disk), str(overlay))
+    # cache=unsafe, as -snapshot's own overlay: the guest's flushes are not sent to this machine's
+    # disk (the overlay is thrown away at the next `lab up`; a reset, a fresh QEMU, still reads
+    # what the last one wrote, from the page cache)
+    return ["-drive", f"file={overlay},if=virtio,format=qcow2,cache=unsafe",
             "-kernel", str(files.xen), "-append", xen_args,
             "-initrd", f"{files.vmlinuz} root=/dev/vda ro console=hvc0 quiet,{files.initrd}"]

@@ -9,6 +9,10 @@ fixture) registers in ``LAB_DIR/users/<pid>`` (`register`). The watchdog stops Q
 
 It works whatever became of the processes that used the lab (a normal end, Ctrl-C, SIGKILL):
 it polls their pids. Its log is ``LAB_DIR/watchdog.log``.
+
+It also turns a reset of the lab host into a fresh QEMU: QEMU runs with ``-no-reboot`` and exits
+when Xen reboots the machine; while the lab is still wanted, the watchdog starts it again
+(`Lab.restart`) within ``QEMU_POLL_S``, and watches the new one.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import psutil
 from harness.errors import UsageError
 
 POLL_S = 2.0
+QEMU_POLL_S = 0.2  # a QEMU that exited (a reset of the lab host) is started again this fast
+MAX_RESETS, RESET_SPAN_S = 5, 300.0  # more resets than this within the span: a boot loop, stop
 IDLE_S = 1800.0
 MAX_IDLE_MIN = 7 * 24 * 60
 log = logging.getLogger("windsor.lab.watchdog")
@@ -78,22 +84,41 @@ def idle_deadline(root: Path, idle_s: float) -> float | None:
 
 
 def watch(root: Path, qemu_pid: int) -> str:
-    """Until the lab should stop (then stop it) or its QEMU is gone; why, in a few words."""
-    from harness.lab.machine import Lab
+    """Until the lab should stop (then stop it) or is gone; why, in a few words. A QEMU that
+    exited by itself while the lab is wanted is started again."""
+    from harness.errors import HostError
+    from harness.lab.machine import Lab, qemu_runs
 
     lab = Lab(root)
     tick = threading.Event()
+    next_check = 0.0
+    resets: list[float] = []
     while True:
-        state = lab.state()
+        state = lab.saved()
         if state is None or state.pid != qemu_pid:
             return "QEMU is gone (lab down, or a new lab)"
-        if not alive_users(root):
-            deadline = idle_deadline(root, state.idle_s) if state.keep else 0.0
-            if deadline is not None and time.time() >= deadline:
+        exited = not qemu_runs(qemu_pid)
+        if exited or time.monotonic() >= next_check:
+            next_check = time.monotonic() + POLL_S
+            if not alive_users(root):
+                deadline = idle_deadline(root, state.idle_s) if state.keep else 0.0
+                if deadline is not None and time.time() >= deadline:
+                    lab.down()
+                    return (f"kept lab idle for {state.idle_s / 60:g} min: stopped" if state.keep else
+                            "no session uses the lab any more: stopped")
+        if exited:
+            resets = [t for t in resets if t > time.monotonic() - RESET_SPAN_S] + [time.monotonic()]
+            if len(resets) > MAX_RESETS:
                 lab.down()
-                return (f"kept lab idle for {state.idle_s / 60:g} min: stopped" if state.keep else
-                        "no session uses the lab any more: stopped")
-        tick.wait(POLL_S)  # allow-sleep: a supervisor's poll period, not a wait for a condition
+                return f"the lab host reset {len(resets)} times within {RESET_SPAN_S:g} s: a boot loop, stopped"
+            try:
+                fresh = lab.restart(state)
+            except HostError as exc:
+                lab.down()
+                return f"QEMU pid {qemu_pid} exited and was not started again: {exc}"
+            log.info("QEMU pid %d exited (the lab host reset): started a fresh QEMU, pid %d", qemu_pid, fresh.pid)
+            qemu_pid = fresh.pid
+        tick.wait(QEMU_POLL_S)  # allow-sleep: a supervisor's poll period, not a wait for a condition
 
 
 def main() -> None:
