@@ -14,7 +14,7 @@ keep reading a socket for the console not to back up.
 A reset of the lab host (Xen reboots the machine when dom0 crashes) is a fresh QEMU: QEMU runs
 with ``-no-reboot``, so it exits, and the lab's watchdog (harness/lab/watchdog.py) starts the
 same command line again (`Lab.restart`) on the same disks, port and console. Reset in place, the
-same QEMU took 82-150 s to unpack dom0's initramfs (5.7 s on a first boot).
+same QEMU took 82-154 s to unpack dom0's initramfs (5.7 s on a first boot).
 """
 
 from __future__ import annotations
@@ -166,7 +166,6 @@ class Lab:
             disk.truncate(STATE_DISK_MB << 20)
         run("mkfs.ext4", "-q", "-F", "-L", "windsor-state", str(files.state))
         self.serial.unlink(missing_ok=True)
-        (self.root / "qemu.pid").unlink(missing_ok=True)
         started = time.time()
         argv = [
             *self._qemu(port),
@@ -203,7 +202,9 @@ class Lab:
         ]
 
     def _start(self, argv: list[str], port: int) -> int:
+        """Run QEMU's (daemonizing) command line; its pid."""
         log.info("lab: booting Xen under QEMU, %s dom0 (ssh port %d)", self.dom0, port)
+        (self.root / "qemu.pid").unlink(missing_ok=True)
         done = subprocess.run(argv, capture_output=True, text=True)
         if done.returncode != 0:
             raise HostError(f"lab: qemu did not start: {done.stderr.strip()[-300:]}")
@@ -216,7 +217,6 @@ class Lab:
         stock = build_stock(self.root, self.files.key)
         port = free_port()
         self.serial.unlink(missing_ok=True)
-        (self.root / "qemu.pid").unlink(missing_ok=True)
         started = time.time()
         argv = (*self._qemu(port), *qemu_boot_args(stock, XEN_ARGS))
         pid = self._start(list(argv), port)
@@ -242,11 +242,7 @@ class Lab:
         start, or if the lab was taken down meanwhile (the new QEMU is stopped again)."""
         if not state.argv:
             raise HostError("lab: no QEMU command line recorded to start again")
-        (self.root / "qemu.pid").unlink(missing_ok=True)
-        done = subprocess.run(list(state.argv), capture_output=True, text=True)
-        if done.returncode != 0:
-            raise HostError(f"lab: a fresh QEMU did not start: {done.stderr.strip()[-300:]}")
-        fresh = replace(state, pid=int((self.root / "qemu.pid").read_text()), started=time.time())
+        fresh = replace(state, pid=self._start(list(state.argv), state.port), started=time.time())
         if self.saved() != state:  # `down` (or a new lab) came between: this QEMU is nobody's
             self._stop(fresh.pid)
             raise HostError("lab: taken down while its host was resetting")
