@@ -12,6 +12,7 @@ from harness.fault import Fault
 class Kill(Fault):
     name = "kill"
     summary = "kill the domain (or dom0 process) hosting the role; in dom0's kernel: host crash"
+    needs = frozenset({"kill"})
     crashes_dom0 = True
     replaces_target = True  # on Xen the crash takes a moment: the old domain still answers at first
 

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from harness.errors import UsageError
-from harness.fault import Fault
+from harness.fault import Change, Fault
 
 MAX_STALL_S = 600.0
 
@@ -27,6 +27,7 @@ class Stall(Fault):
     name = "stall"
     summary = "stop the domain (or dom0 process) hosting the role for duration_s, then resume it"
     Params = StallParams
+    needs = frozenset({"pause"})
 
     @property
     def window_s(self) -> float:
@@ -34,7 +35,4 @@ class Stall(Fault):
 
     def _inject(self) -> float:
         # the host ends the stall by itself when the lease (window + margin) ends
-        return self.host.pause(self.target, self.lease)
-
-    def _revert(self) -> float:
-        return self.host.unpause(self.target)
+        return self.apply(Change.at("pause", self.target))

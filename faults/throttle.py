@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from faults.stall import Stall, StallParams
 from harness.errors import UsageError
+from harness.fault import Change
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Throttle(Stall):
     name = "throttle"
     summary = "cap the CPU of the domain (or dom0 process) hosting the role to cap_pct % for duration_s"
     Params = ThrottleParams
+    needs = frozenset({"cap"})
 
     def _inject(self) -> float:
-        return self.host.throttle(self.target, int(self.params.cap_pct), self.lease)
+        return self.apply(Change.at("cap", self.target, cap_pct=int(self.params.cap_pct)))

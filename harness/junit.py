@@ -68,6 +68,8 @@ def case_properties(r: CaseResult) -> dict[str, str]:
         "outages": " ".join(f"{g}:{d}={i.outages}/{i.total_downtime_s:.4f}"
                             for (g, d), i in sorted(r.impacts.items()) if i.impacted),
         "disturbed": " ".join(r.disturbed),
+        "fault_hits_s": " ".join(f"{h:.4f}" for h in r.hits),
+        "guest_events": " ".join(f"{g}:{d}={n}" for (g, d), n in sorted(r.guest_events.items())),
         "host": r.host,
         "build": r.build,
         "harness": harness_version(),

@@ -14,7 +14,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from harness import reuse
 from harness.backend.base import Host, Target
@@ -49,6 +49,8 @@ class CaseResult:
     build: str  # what runs on the host (Host.build)
     timeline: Timeline  # every guest device's operations around the fault
     reused: bool = False  # the case ran on the topology the case before it left booted (harness/reuse.py)
+    hits: tuple[float, ...] = (0.0,)  # when the fault acted, from the first hit (a crash loop acts several times)
+    guest_events: Mapping[Pair, int] = field(default_factory=dict)  # what guests saw besides progress (EIO...)
 
 
 @dataclass(frozen=True)
@@ -88,12 +90,15 @@ def resolve(
     check_role(scenario.role)
     topology = load_topology(topology_name)
     guests = fleet(opts.guests, opts.seed)
-    guest = scenario.guest
-    if scenario.role == "device-model":
-        hvm = [g.name for g in guests if g.hvm]
-        guest = guest or hvm[0]
-        if guest not in hvm:
-            raise UsageError(f"device-model fault on {guest!r}: it is not an HVM guest (HVM guests: {', '.join(hvm)})")
+    fault_cls = get_fault(scenario.fault)
+    if scenario.role not in fault_cls.roles():
+        raise UsageError(f"{scenario.fault} applies to {', '.join(fault_cls.roles())} only, not {scenario.role}")
+    guest = scenario.guest or fault_cls.choose_guest(scenario.role, guests)
+    if scenario.role == "device-model" and guest not in [g.name for g in guests if g.hvm]:
+        hvm = ", ".join(g.name for g in guests if g.hvm)
+        raise UsageError(f"device-model fault on {guest!r}: it is not an HVM guest (HVM guests: {hvm})")
+    if guest is not None and guest not in [g.name for g in guests]:
+        raise UsageError(f"{scenario.id} on {guest!r}: no such guest (guests: g01 to {guests[-1].name})")
     return topology, guests, guest
 
 
@@ -150,7 +155,7 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
     topology, guests, guest = resolve(scenario, opts, topology_name)
     fault_cls = get_fault(scenario.fault)
     params = fault_cls.parse_params(dict(scenario.params))
-    blast = fault_cls.blast(topology, scenario.role, guest)
+    blast = fault_cls.blast(topology, scenario.role, guest, params)
     budgets = opts.budgets
     phases: dict[str, float] = {}
     mark = time.monotonic()
@@ -186,7 +191,7 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
                           lambda: progressing(host, all_pairs, t_steady, ops), steady_timeout):
             raise HostError(f"steady state lost within {steady_timeout:.0f}s of being reached")
         phase("steady")
-        target = host.locate(scenario.role, guest)
+        target = fault_cls.aim(host.locate(scenario.role, guest))
         refused = refusal(host, fault_cls, target, opts.allow_destructive, f"{scenario.id} on {topology.name}")
         if refused:  # checked for the whole matrix before anything; again on the located target
             raise UsageError(refused[1])
@@ -200,7 +205,7 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
         def healthy() -> bool:
             health = host.health(scenario.role, guest)
             since = health.ready_since
-            t_hit = fault.injected_at or 0.0
+            t_hit = fault.last_hit  # a fault that repeats (a crash loop): its latest hit
             if health.ok and fault_cls.replaces_target and since is not None and since <= t_hit:
                 return False  # still the incarnation that was hit
             if health.ok:
@@ -244,6 +249,8 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
         observed = Observation(progress, all_pairs, blast.expected(guests), (t_steady, t0), t0,
                                t_back if ok else t_end, t_end, opts.cadence_s, opts.impact_threshold_s)
         metrics, impacts = compute(observed, restart_s, lost, survived)
+        events = {p: n for p, ts in progress.items() if p not in all_pairs
+                  and (n := bisect.bisect_right(ts, t_end) - bisect.bisect_left(ts, t0))}
         clean = (recovered and survived and lost == 0 and not disturbed and not metrics.escaped
                  and fault.reverted_at is not None)
     finally:
@@ -253,4 +260,5 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
                             t_end, t_reverted - t0, restart_s, metrics.guest_recovery_s, metrics.impacted,
                             metrics.expected)
     return CaseResult(scenario, topology.name, target, blast, metrics, impacts, disturbed, describe_params(params),
-                      t_reverted - t0, t_end - t0, opts.seed, phases, opts.host, build, timeline, reused)
+                      t_reverted - t0, t_end - t0, opts.seed, phases, opts.host, build, timeline, reused,
+                      tuple(h - t0 for h in fault.hits), events)

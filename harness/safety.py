@@ -42,9 +42,9 @@ def plan(opts: RunOptions, host: Host, scenarios: Sequence[Scenario], baseline: 
         for kind, name in names:
             topology, guests, guest = resolve(scenario, opts, name)
             guests = host.adapt(guests)
-            target = host.planned_target(topology, scenario.role, guest)
+            target = fault_cls.aim(host.planned_target(topology, scenario.role, guest))
             fault = fault_cls(host, target, params)
-            blast = fault_cls.blast(topology, scenario.role, guest)
+            blast = fault_cls.blast(topology, scenario.role, guest, params)
             out.append(PlannedCase(
                 scenario, topology.name, kind, target,
                 describe_params(params) or "-",

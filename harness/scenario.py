@@ -18,7 +18,7 @@ class Scenario:
     role: str
     fault: str
     params: tuple[tuple[str, str], ...] = ()
-    guest: str | None = None  # a device model's guest; default: the first HVM guest
+    guest: str | None = None  # the guest it is about (default: the fault's choice, `Fault.choose_guest`)
 
     @property
     def id(self) -> str:
@@ -87,9 +87,11 @@ def parse_fault_params(items: list[str]) -> dict[str, dict[str, str]]:
 
 
 def matrix(opts: RunOptions) -> list[Scenario]:
-    """The chosen roles × the chosen faults (default: all of each), with each fault's parameters."""
+    """The chosen roles × the chosen faults (default: all of each), with each fault's parameters:
+    a fault appears only with the roles its declarations allow (`Fault.roles`)."""
+    faults = {name: get_fault(name) for name in (opts.faults or tuple(installed_faults()))}
     return [
         Scenario(check_role(role), fault, tuple(sorted(opts.fault_params.get(fault, {}).items())))
         for role in (opts.roles or ROLES)
-        for fault in (opts.faults or tuple(installed_faults()))
+        for fault, cls in faults.items() if role in cls.roles()
     ]

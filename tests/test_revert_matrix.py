@@ -23,6 +23,7 @@ from helpers import REPO, pytest_argv
 from junitparser.xunit2 import JUnitXml
 
 from harness.fault import installed_faults
+from harness.model import DEVICES
 from harness.sim.leases import ORPHAN_LINGER_S, read_journal
 from harness.sim.sweep import MARKER
 from harness.waiting import wait_until
@@ -64,13 +65,29 @@ def stopped(procs: list[psutil.Process]) -> list[int]:
     return out
 
 
+def applied(undo: dict[str, Any]) -> bool:
+    """Does what a lease's undo record takes back hold now: its flags raised, its memory limits lowered?"""
+    flags = all(os.path.exists(path) for path in undo.get("unlink", []))
+    limits = all(psutil.Process(pid).rlimit(psutil.RLIMIT_AS)[0] != soft
+                 for pid, _, soft, _ in undo.get("rlimit", []) if psutil.pid_exists(pid))
+    return flags and limits and bool(undo.get("unlink") or undo.get("rlimit"))
+
+
+def undone(undo: dict[str, Any]) -> bool:
+    """Is all of it taken back: no flag left, every memory limit as it was?"""
+    flags = not any(os.path.exists(path) for path in undo.get("unlink", []))
+    limits = all(psutil.Process(pid).rlimit(psutil.RLIMIT_AS)[0] == soft
+                 for pid, _, soft, _ in undo.get("rlimit", []) if psutil.pid_exists(pid))
+    return flags and limits
+
+
 def records(root: Path) -> dict[tuple[str, str], list[float]]:
     """Every guest device's completion times, from the guests' own record files."""
     out: dict[tuple[str, str], list[float]] = {}
     for rec in root.glob("wsim-*/rec/*.rec"):
         for line in rec.read_text().splitlines():
             words = line.split()
-            if len(words) == 3 and words[1] != "boot":
+            if len(words) == 3 and words[1] in DEVICES:  # not boot, nor what guests saw (disk-eio)
                 out.setdefault((rec.stem, words[1]), []).append(float(words[0]))
     return out
 
@@ -101,8 +118,9 @@ def test_fault_is_reverted_however_the_run_ends(fault: str, trigger: str, harnes
     status, window, extra = TRIGGERS[trigger]
     root, junit, mark = harness_run["root"], harness_run["junit"], harness_run["trigger"]
     junit.write_text(OLD_JUNIT)
-    argv = pytest_argv(str(SCENARIO), "--host", f"sim://?dir={root}&keep=1", "--roles", "netback",
-                       "--faults", fault, "--no-baseline", "--guests", "3",
+    roles = installed_faults()[fault].roles()
+    argv = pytest_argv(str(SCENARIO), "--host", f"sim://?dir={root}&keep=1",
+                       "--roles", "netback" if "netback" in roles else roles[0], "--faults", fault, "--no-baseline", "--guests", "3",
                        "--fault-param", f"{fault}.duration_s={window}", f"--junitxml={junit}", *extra)
     env = {**os.environ, "PYTHONPATH": str(REPO), "WINDSOR_TRIGGER": trigger, "WINDSOR_TRIGGER_FILE": str(mark)}
     proc = harness_run["proc"] = subprocess.Popen(argv, cwd=REPO, env=env, text=True,
@@ -116,7 +134,8 @@ def test_fault_is_reverted_however_the_run_ends(fault: str, trigger: str, harnes
 
         assert wait_until("the fault's lease in the host's journal", lease_taken, 60) and journal, proc.communicate()
         held = [psutil.Process(pid) for pid, _ in journal[0]["pids"] if psutil.pid_exists(pid)]
-        assert wait_until("the target stopped", lambda: len(stopped(held)) == len(held) > 0, 10)
+        assert wait_until("the change applied (the target stopped, a flag raised, a limit lowered)",
+                          lambda: len(stopped(held)) == len(held) > 0 or applied(journal[0]["undo"]), 10)
         t_trigger = time.monotonic()
         proc.send_signal(SIGNALS[trigger])
     out, err = proc.communicate(timeout=120)
@@ -137,8 +156,9 @@ def test_fault_is_reverted_however_the_run_ends(fault: str, trigger: str, harnes
         assert rec["t"] < rec["expires"]
     latency = rec["t"] - t_trigger
     assert read_journal(str(root)) == []
-    # nothing of the host is stopped, and every guest device made progress after the revert
+    # nothing of the host is stopped or changed, and every guest device made progress after the revert
     assert stopped(host_processes(root)) == []
+    assert undone(rec["undo"]), rec
     need = {pair: 2 for pair in records(root)}
     assert len(need) >= 9  # 3 guests: g01 net disk emul console heartbeat, g02 ..., g03 ...
 

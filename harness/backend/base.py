@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import ClassVar, Self
 
 from harness import hostlease
+from harness.change import Change
 from harness.errors import HostError
 from harness.hostlease import HostLease
 from harness.lease import Lease
@@ -60,6 +61,8 @@ class Host(ABC):
     records use."""
 
     roles: tuple[str, ...] = ROLES  # the roles whose faults this kind of host can inject
+    # what it can do to them: the kinds of `Change` it can apply, and "kill" (harness/change.py)
+    capabilities: ClassVar[frozenset[str]] = frozenset()
     defaults: Mapping[str, str] = {}  # run options (plugin ini names) that suit this kind of host
     fault_defaults: Mapping[str, Mapping[str, str]] = {}  # fault parameters that suit this kind of host
     steady_timeout_s = 30.0  # from `boot` returning to every guest device progressing
@@ -69,6 +72,7 @@ class Host(ABC):
     def __init__(self, spec: HostSpec) -> None:
         self.spec = spec
         self.held: HostLease | None = None  # this run's host lease, while it holds one (`claim`)
+        self.applied: dict[str, tuple[Lease, Change]] = {}  # lease id → the change it holds, until undone
 
     # -- safety ------------------------------------------------------------------------------
     @property
@@ -123,9 +127,18 @@ class Host(ABC):
 
     @classmethod
     def cannot(cls, role: str, fault: str) -> str | None:
-        """Why this kind of host cannot run `fault` on `role` (None: it can)."""
+        """Why this kind of host cannot run `fault` on `role` (None: it can): derived from the
+        roles it can fault and the capabilities it declares against what the fault needs."""
+        from harness.fault import get_fault
+
+        fault_cls = get_fault(fault)
+        if role not in fault_cls.roles():
+            return f"{fault} applies to {', '.join(fault_cls.roles())} only, not {role}"
         if role not in cls.roles:
             return f"{role} faults are not possible on this kind of host (only {', '.join(cls.roles)})"
+        missing = sorted(fault_cls.needs - cls.capabilities)
+        if missing:
+            return f"{fault} needs {', '.join(missing)}, which this kind of host cannot do"
         return None
 
     def planned_target(self, topology: Topology, role: str, guest: str | None = None) -> Target:
@@ -174,23 +187,41 @@ class Host(ABC):
         """Kill the target outright (its whole process tree / `xl destroy`); return the host
         time at which it was hit (when the signal or hypercall went out)."""
 
-    @abstractmethod
+    def apply(self, change: Change, lease: Lease) -> float:
+        """Apply `change` until `undo(lease)`, or until `lease.total_s` has passed, whichever comes
+        first — even if the harness is gone by then: the host journals the change with its lease
+        before it applies it, and undoes it by itself when the lease ends (a dead-man's switch on
+        the host side). One lease holds one change. Return the host time it took effect.
+        HostError (one line) if the host cannot apply it; nothing is left applied then."""
+        if change.kind not in self.capabilities:
+            raise HostError(f"{self.spec.scheme}:// hosts cannot apply {change.describe()}")
+        self.applied[lease.id] = (lease, change)
+        return self._apply(change, lease)
+
+    def undo(self, lease: Lease) -> float:
+        """Undo the change `lease` holds and clear the lease: harmless if it was undone already
+        (by the harness, or by the host at the lease's end), or twice. The host time it was undone."""
+        held = self.applied.pop(lease.id, None)
+        return self.now() if held is None else self._undo(*held)
+
+    def _apply(self, change: Change, lease: Lease) -> float:
+        raise HostError(f"{self.spec.scheme}:// hosts apply no changes")
+
+    def _undo(self, lease: Lease, change: Change) -> float:
+        raise HostError(f"{self.spec.scheme}:// hosts apply no changes")
+
     def pause(self, target: Target, lease: Lease) -> float:
-        """Stop the target from running until `unpause`, or until `lease.total_s` has passed,
-        whichever comes first — even if the harness is gone by then: the host journals the lease
-        before it stops anything and ends it by itself (a dead-man's switch on the host side).
-        Return the host time the target stopped."""
+        """Stop the target from running (the change ``pause``, under `lease`)."""
+        return self.apply(Change.at("pause", target), lease)
 
-    @abstractmethod
     def throttle(self, target: Target, cap_pct: int, lease: Lease) -> float:
-        """Let the target run at most `cap_pct` % of one CPU (a credit2 cap; on sim:// a stop /
-        continue cycle) until `unpause`, or until the lease ends — with the same guarantee as
-        `pause`. Return the host time the cap took effect."""
+        """Let the target run at most `cap_pct` % of one CPU (the change ``cap``, under `lease`)."""
+        return self.apply(Change.at("cap", target, cap_pct=int(cap_pct)), lease)
 
-    @abstractmethod
     def unpause(self, target: Target) -> float:
-        """Undo `pause` or `throttle` and clear its lease (harmless if nothing is held, or twice);
-        return the host time it was undone."""
+        """Undo every change held on the target's entity; the host time the last was undone."""
+        held = [lease for lease, change in list(self.applied.values()) if change.entity == target.entity]
+        return max((self.undo(lease) for lease in held), default=self.now())
 
     @abstractmethod
     def health(self, role: str, guest: str | None = None) -> Health:

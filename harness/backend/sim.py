@@ -39,6 +39,7 @@ import psutil
 
 from harness.atomic import check_writable_dir, nearest_existing, write_atomic
 from harness.backend.base import Entity, Health, Host, HostSpec, Target
+from harness.change import KINDS, Change
 from harness.errors import HostError, UsageError
 from harness.lease import Lease, Owner
 from harness.model import KERNEL_ROLES, ROLES, GuestSpec, Pair, peers
@@ -78,6 +79,8 @@ def in_memory(path: str) -> bool:
 
 
 class SimHost(Host):
+    capabilities = frozenset(KINDS)
+
     def __init__(self, spec: HostSpec) -> None:
         super().__init__(spec)
         unknown = set(spec.params) - {"dir", "keep", "leak"}
@@ -95,7 +98,6 @@ class SimHost(Host):
         self._partial: dict[str, bytes] = {}
         self._progress: dict[Pair, list[float]] = {}
         self._acked: dict[str, list[int]] = {}
-        self._leases: dict[str, Lease] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
     def boot(self, topology: Topology, guests: Sequence[GuestSpec], cadence: float, seed: int) -> None:
@@ -228,25 +230,15 @@ class SimHost(Host):
             raise HostError(f"{target.entity} survived SIGKILL for 5s")
         return hit
 
-    def pause(self, target: Target, lease: Lease) -> float:
-        return self._hold(target, lease, 0)
+    def _apply(self, change: Change, lease: Lease) -> float:
+        # the manager journals the lease with its undo, arms its end, then applies the change
+        answer = self._mgr({"op": "change", "change": json.loads(change.to_json()),
+                            "lease": dataclasses.asdict(lease)}, 5.0)
+        return float(self._ok(answer, f"{lease.fault}: {change.describe()}")["hit"])
 
-    def throttle(self, target: Target, cap_pct: int, lease: Lease) -> float:
-        return self._hold(target, lease, cap_pct)
-
-    def _hold(self, target: Target, lease: Lease, cap_pct: int) -> float:
-        # the manager journals the lease, arms its end, then stops the tree (harness/sim/leases.py)
-        self._leases[target.entity] = lease
-        answer = self._mgr({"op": "pause", "domain": target.domain, "process": target.process,
-                            "lease": dataclasses.asdict(lease), "cap_pct": cap_pct})
-        return float(self._ok(answer, f"{lease.fault} of {target.entity}")["hit"])
-
-    def unpause(self, target: Target) -> float:
-        lease = self._leases.pop(target.entity, None)
-        if lease is None:
-            return self.now()
+    def _undo(self, lease: Lease, change: Change) -> float:
         answer = self._ok(self._mgr({"op": "release", "id": lease.id, "by": "harness"}, 5.0),
-                          f"unpause of {target.entity}")
+                          f"undo of {change.describe()}")
         if answer.get("by") not in (None, "harness"):
             log.warning("%s: the host had already ended %s (by %s)", self.spec.url, lease.describe(), answer["by"])
         return float(answer["resumed"])

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from harness.backend.base import Entity, Health, Host, HostSpec, Target
+from harness.change import Change
 from harness.errors import HostError, UsageError
 from harness.lease import Lease, Owner
 from harness.model import GuestSpec, Pair
@@ -51,6 +52,7 @@ USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 
 class XenHost(Host):
     roles = ("netback", "blkback")
+    capabilities = frozenset({"kill", "pause", "cap", "memory"})
     # Real Xen under TCG is slow: a driver domain came back 19–29 s after its crash here, and a
     # monolithic host crash took 68–106 s until dom0 answered again.
     defaults: Mapping[str, str] = {"windsor_cadence_ms": "250", "windsor_impact_threshold_ms": "1000",
@@ -88,7 +90,6 @@ class XenHost(Host):
         self.guest_names: tuple[str, ...] = ()
         self.offset = 0.0  # host wallclock − our wallclock
         self.boot_id = ""
-        self._leases: dict[str, Lease] = {}
 
     # -- safety -----------------------------------------------------------------------------------
     @property
@@ -299,24 +300,28 @@ class XenHost(Host):
 
     def _take(self, lease: Lease, undo: str) -> str:
         """The command that journals `lease` in the control domain and arms its watchdog."""
-        self._leases[lease.target] = lease
         return (f"{tool('windsor-lease')} take {q(lease.id)} {lease.total_s:.3f} {q(lease.owner.word())} "
                 f"{q(lease.fault)} {q(lease.target)} {q(undo)}")
 
-    def pause(self, target: Target, lease: Lease) -> float:
-        if target.domain == "dom0":  # dom0 cannot be paused: cap it hard instead
-            return self._cap_dom0(lease, DOM0_STALL_CAP)
-        dom = q(target.domain)
-        take = self._take(lease, f"xl domid {dom} >/dev/null 2>&1 || exit 0; xl unpause {dom}")
-        out = self.remote.check(f"{take} && xl pause {dom} && date +%s.%N")
-        return float(out.split()[-1])
-
-    def throttle(self, target: Target, cap_pct: int, lease: Lease) -> float:
-        if target.domain == "dom0":
-            return self._cap_dom0(lease, cap_pct)
-        dom = q(target.domain)
-        take = self._take(lease, f"xl domid {dom} >/dev/null 2>&1 || exit 0; xl sched-credit2 -d {dom} -c 0")
-        out = self.remote.check(f"{take} && xl sched-credit2 -d {dom} -c {int(cap_pct)} && date +%s.%N")
+    def _apply(self, change: Change, lease: Lease) -> float:
+        """Each kind of change as the command that applies it and the one (journalled first, by
+        ``windsor-lease``) that undoes it."""
+        dom = q(change.domain) if change.domain != "dom0" else "0"
+        if change.kind in ("pause", "cap") and change.domain == "dom0":  # dom0 cannot be paused: cap it hard
+            return self._cap_dom0(lease, DOM0_STALL_CAP if change.kind == "pause" else int(change.args["cap_pct"]))
+        gone = f"xl domid {dom} >/dev/null 2>&1 || exit 0; "
+        if change.kind == "pause":
+            undo, do = gone + f"xl unpause {dom}", f"xl pause {dom}"
+        elif change.kind == "cap":
+            cap = int(change.args["cap_pct"])
+            undo, do = gone + f"xl sched-credit2 -d {dom} -c 0", f"xl sched-credit2 -d {dom} -c {cap}"
+        elif change.kind == "memory":  # the balloon driver gives memory back to Xen, down to the target
+            pct = int(change.args["memory_pct"])
+            have = int(self.remote.check(f"xl list {dom} | awk 'NR == 2 {{ print $3 }}'", timeout=30).strip())
+            undo, do = gone + f"xl mem-set {dom} {have}m", f"xl mem-set {dom} {max(16, have * pct // 100)}m"
+        else:
+            raise HostError(f"{self.spec.url} cannot apply {change.describe()}")
+        out = self.remote.check(f"{self._take(lease, undo)} && {do} && date +%s.%N")
         return float(out.split()[-1])
 
     def _cap_dom0(self, lease: Lease, cap_pct: int) -> float:
@@ -339,14 +344,11 @@ class XenHost(Host):
             log.warning("%s: the host had already ended %s (%s)", self.spec.url, lease.describe(), words[2])
         return float(words[1])
 
-    def unpause(self, target: Target) -> float:
-        lease = self._leases.pop(target.entity, None)
-        if target.domain != "dom0":
+    def _undo(self, lease: Lease, change: Change) -> float:
+        if not (change.domain == "dom0" and change.kind in ("pause", "cap")):
             ended = self._end(lease, "harness")
-            if ended is not None:
-                return ended
-            done = self.remote.run(f"xl unpause {q(target.domain)}; date +%s.%N")
-            return float(done.out.split()[-1])
+            assert ended is not None
+            return ended
 
         # dom0: end wstall's window early if it still runs (a capped dom0 may not even answer ssh:
         # wstall undoes the cap anyway); returns when the cap is gone

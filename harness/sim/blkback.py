@@ -8,6 +8,7 @@ import os
 import threading
 
 from harness.sim import leaks, paths
+from harness.sim.changes import raised
 from harness.sim.context import RoleContext
 from harness.sim.proto import Channel, request
 from harness.sim.xenbus import Backend, Session
@@ -26,6 +27,7 @@ class Blkback:
 
     def serve(self, chan: Channel, session: Session) -> None:
         image = session.params["params"]
+        guest = os.path.basename(image).removesuffix(".img")
         fd = os.open(image, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             self._leak_a_write(fd, image)
@@ -34,6 +36,9 @@ class Blkback:
                 if self.waits_for_netback:
                     self._netback_answers()
                 op, off = req.get("op"), int(req.get("off", 0))
+                if op in ("write", "read") and raised(self.ctx.run_dir, "eio", guest):
+                    chan.send({"ok": False, "seq": req.get("seq"), "error": "EIO"})  # the change disk-error
+                    continue
                 if op == "write":
                     data = bytes.fromhex(req["data"])
                     os.pwrite(fd, data, off)

@@ -16,6 +16,7 @@ from typing import Any
 from harness.sim import paths
 from harness.sim.proto import Channel
 from harness.sim.spawn import announce
+from harness.sim.storm import Storm
 from harness.sim.xenbus import Frontend
 from harness.sim.xsclient import XsClient
 
@@ -32,6 +33,11 @@ def block(name: str, seq: int) -> bytes:
 
 class Broken(OSError):
     """The data path went away."""
+
+
+class IoError(Exception):
+    """The backend answered the request with an error (EIO): the guest sees it, records it, and
+    tries the same operation again at its next tick, on the same connection."""
 
 
 class Recorder:
@@ -98,10 +104,16 @@ class DiskWork(Workload):
     def op(self, chan: Channel, seq: int) -> None:
         data = block(self.name, seq)
         chan.send({"op": "write", "seq": seq, "off": seq * BLOCK, "data": data.hex()})
-        if not _answer(chan).get("ok"):
+        answer = _answer(chan)
+        if answer.get("error") == "EIO":
+            raise IoError("write")
+        if not answer.get("ok"):
             raise Broken("write refused")
         chan.send({"op": "read", "seq": seq, "off": seq * BLOCK, "len": BLOCK})
-        if bytes.fromhex(_answer(chan)["data"]) != data:
+        answer = _answer(chan)
+        if answer.get("error") == "EIO":
+            raise IoError("read")
+        if bytes.fromhex(answer["data"]) != data:
             self.rec.record("disk-corrupt", seq)
 
 
@@ -162,7 +174,11 @@ def device_loop(fe: Frontend, work: Workload, rec: Recorder, ticker: Ticker) -> 
                 seq = work.first_seq(chan)
             while True:
                 ticker.wait()
-                work.op(chan, seq)  # an op cut by a dead backend is retried with the same seq
+                try:
+                    work.op(chan, seq)  # an op cut by a dead backend is retried with the same seq
+                except IoError:
+                    rec.record(f"{work.device}-eio", seq)  # seen by the guest, not acknowledged: again
+                    continue
                 rec.record(work.device, seq)
                 seq += 1
         except (OSError, ValueError, KeyError):
@@ -193,8 +209,10 @@ def run_guest(cfg: dict[str, Any]) -> None:
         threading.Thread(target=device_loop, args=(fe, work, rec, ticker), daemon=True).start()
     announce({"name": name})
     beat = Ticker(cadence, rng.uniform(0, cadence), stop)
+    storm = Storm(xs, domid, run_dir, name, stop, rec.record)
     n = 0
     while not stop.is_set():
         beat.wait()
         rec.record("heartbeat", n)
+        storm.check()
         n += 1

@@ -1,8 +1,9 @@
 """The sim:// host's side of leases (harness/lease.py): its journal and its dead-man's switch.
 
-The domain manager keeps them: a stall is taken as a lease — written to the journal
-(``ROOT/leases/ID.json``, atomically) *before* any process is stopped, with the pids and start
-times it stops — and is released by the harness (`unpause`) or, at the end of the lease, by the
+The domain manager keeps them: every change (harness/change.py; a stall, a cap, a flag, a memory
+limit) is taken as a lease — written to the journal (``ROOT/leases/ID.json``, atomically)
+*before* anything is changed, with the pids and start times it stops and the record that undoes
+the rest (harness/sim/changes.py) — and is released by the harness (`unpause`) or, at the end of the lease, by the
 manager itself, whether or not the harness still exists. Every release is appended to
 ``ROOT/leases.log`` (who released it, when, on the machine's monotonic clock). The journal is
 what a later session reads to revert what a killed run left behind (`recover_journal`).
@@ -28,6 +29,7 @@ import psutil
 
 from harness.atomic import write_atomic
 from harness.lease import Owner
+from harness.sim.changes import undo_record
 
 ORPHAN_LINGER_S = 5.0
 CAP_PERIOD_S = 0.1  # a throttled tree runs cap % of each period, and is stopped for the rest
@@ -54,7 +56,7 @@ def released(entry: dict[str, Any], by: str, at: float) -> dict[str, Any]:
     """The log record of a lease's end: which, by whom (harness, lease, recovery, shutdown), when."""
     return {"id": entry["id"], "by": by, "t": at, "wall": time.time(), "fault": entry["fault"],
             "target": entry["target"], "taken": entry["taken_mono"], "expires": entry["expires_mono"],
-            "pids": entry["pids"]}
+            "pids": entry["pids"], "undo": entry.get("undo") or {}}
 
 
 LEASE_KEYS = ("id", "fault", "target", "owner", "pids", "expires_wall")
@@ -174,12 +176,15 @@ class LeaseKeeper:
         self.lock = threading.Lock()
         journal_dir(root).mkdir(parents=True, exist_ok=True)
 
-    def take(self, lease: dict[str, Any], target: str, procs: list[psutil.Process], cap_pct: int = 0) -> float:
-        """Journal the lease, arm its end, then stop `procs` (or, with `cap_pct`, let them run only
-        that share of the time); the time they were first stopped."""
+    def take(self, lease: dict[str, Any], target: str, procs: list[psutil.Process], cap_pct: int = 0,
+             undo: dict[str, Any] | None = None, apply: Callable[[], None] | None = None,
+             change: dict[str, Any] | None = None) -> float:
+        """Journal the lease (with `change`, and the `undo` record that takes it back), arm its
+        end, then apply it: `apply()`, else stop `procs` (or, with `cap_pct`, let them run only
+        that share of the time); the time it took effect."""
         total = float(lease["window_s"]) + float(lease["margin_s"])
         now_mono, now_wall = time.monotonic(), time.time()
-        entry = {**lease, "target": target, "host": self.host_info,
+        entry = {**lease, "target": target, "host": self.host_info, "change": change, "undo": undo or {},
                  "pids": [[p.pid, p.create_time()] for p in procs], "cap_pct": cap_pct,
                  "taken_mono": now_mono, "expires_mono": now_mono + total,
                  "taken_wall": now_wall, "expires_wall": now_wall + total}
@@ -191,7 +196,9 @@ class LeaseKeeper:
             self.held[lease["id"]] = held
         timer.start()
         hit = time.monotonic()
-        if cap_pct:
+        if apply is not None:
+            apply()
+        elif cap_pct:
             held.duty = threading.Thread(target=duty_cycle, args=(procs, cap_pct, held.ended), daemon=True)
             held.duty.start()
         else:
@@ -213,6 +220,7 @@ class LeaseKeeper:
             if held.duty is not None:
                 held.duty.join(2 * CAP_PERIOD_S)
             resume(held.entry["pids"])
+            undo_record(held.entry.get("undo") or {})
             resumed = time.monotonic()
             (journal_dir(self.root) / f"{lease_id}.json").unlink(missing_ok=True)
             append_log(self.root, released(held.entry, by, resumed))
@@ -261,11 +269,11 @@ def recover_journal(root: str) -> list[str]:
         path = journal_dir(root) / f"{entry['id']}.json"
         if not path.exists():
             continue  # its host released it meanwhile
-        n = resume(entry["pids"])
+        n = resume(entry["pids"]) + undo_record(entry.get("undo") or {})
         path.unlink(missing_ok=True)
         append_log(root, released(entry, "recovery", time.monotonic()))
         left = entry["expires_wall"] - time.time()
         when = f"{left:.1f}s before its lease ended" if left > 0 else f"{-left:.1f}s after its lease ended"
         said.append(f"reverted {entry['fault']} of {entry['target']} (lease {entry['id']}) left by {owner}, "
-                    f"which is gone: {n} processes resumed, {when}")
+                    f"which is gone: {n} processes resumed or things undone, {when}")
     return said

@@ -24,7 +24,7 @@ from typing import Any
 
 import psutil
 
-from harness.sim import leaks, paths
+from harness.sim import changes, leaks, paths
 from harness.sim.guest import KIND
 from harness.sim.leases import ORPHAN_LINGER_S, LeaseKeeper, watch_owner
 from harness.sim.proto import Msg, Server, request, serve_requests
@@ -280,22 +280,32 @@ class Manager:
         return {"ok": True}
 
     # -- leases ------------------------------------------------------------------------------
-    def pause(self, msg: Msg) -> Msg:
-        """Stop a domain's (or a dom0 process's) whole process tree under a lease (with ``cap_pct``:
-        let it run only that share of the time)."""
-        domain, process = str(msg["domain"]), msg.get("process")
-        with self.lock:
-            dom = self.doms.get(domain)
-            pid = dom.pid if dom is not None and not process else (
-                dom.procs.get(str(process), {}).get("pid") if dom is not None else None)
-        if pid is None:
-            return {"ok": False, "error": f"no {domain}{'/' + str(process) if process else ''} to stop"}
-        root = psutil.Process(int(pid))
+    def change(self, msg: Msg) -> Msg:
+        """Apply one `Change` (harness/change.py) under a lease: journalled with its undo first
+        (harness/sim/changes.py), undone by the lease's end if the harness does not undo it."""
+        change = dict(msg["change"])
+        domain, process = str(change["domain"]), change.get("process")
         entity = f"{domain}/{process}" if process else domain
-        hit = self.leases.take(dict(msg["lease"]), entity, [root, *root.children(recursive=True)],
-                               int(msg.get("cap_pct", 0)))
-        self.event("paused", domain=entity, lease=msg["lease"]["id"])
-        self.leak_late_stall(domain)
+
+        def tree() -> list[psutil.Process]:
+            with self.lock:
+                dom = self.doms.get(domain)
+                pid = dom.pid if dom is not None and not process else (
+                    dom.procs.get(str(process), {}).get("pid") if dom is not None else None)
+            if pid is None:
+                raise ValueError(f"no {entity} to change")
+            root = psutil.Process(int(pid))
+            return [root, *root.children(recursive=True)]
+
+        def mac_of(guest: str) -> str:
+            with self.lock:
+                return str(self.guests[guest]["mac"])
+
+        todo = changes.plan(change, self.run_dir, tree, mac_of)
+        hit = self.leases.take(dict(msg["lease"]), entity, todo.procs, todo.cap_pct, todo.undo, todo.apply, change)
+        self.event("changed", domain=entity, kind=change["kind"], guest=change.get("guest"), lease=msg["lease"]["id"])
+        if change["kind"] in ("pause", "cap"):
+            self.leak_late_stall(domain)
         return {"ok": True, "hit": hit}
 
     def leak_late_stall(self, hit: str) -> None:
@@ -355,8 +365,8 @@ class Manager:
                 return self.domain_destroy(str(msg["name"]))
             if op == "register":
                 return self.register(msg)
-            if op == "pause":
-                return self.pause(msg)
+            if op == "change":
+                return self.change(msg)
             if op == "release":
                 return self.release(str(msg["id"]), str(msg.get("by", "harness")))
             if op == "shutdown":

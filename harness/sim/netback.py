@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from harness.sim import leaks
+from harness.sim.changes import raised
 from harness.sim.context import RoleContext
 from harness.sim.proto import Channel
 from harness.sim.xenbus import Backend, Session
@@ -14,11 +15,16 @@ class Netback:
     def __init__(self, ctx: RoleContext) -> None:
         # planted leak (harness/sim/leaks.py), off unless sim://?leak= asks: healthy, but hollow
         self.hollow = leaks.planted("hollow-service") and leaks.restarted(ctx.run_dir, ctx.name, "netback")
+        self.run_dir = ctx.run_dir
         self.ports: dict[str, Channel] = {}
         self.lock = threading.Lock()
         path = ctx.sock("vif")
         Backend(ctx.xs, ctx.domid, "vif", path, self.serve, "netback", param_keys=("mac",)).start()
         ctx.sockets["netback"] = path
+
+    def cut(self, src: str, dst: str) -> bool:
+        """Is either end's link down (the change link-down: a partition)? Its frames are dropped."""
+        return raised(self.run_dir, "link", src) or raised(self.run_dir, "link", dst)
 
     def serve(self, chan: Channel, session: Session) -> None:
         mac = session.params["mac"]
@@ -28,7 +34,7 @@ class Netback:
             while (frame := chan.recv()) is not None:
                 with self.lock:
                     port = self.ports.get(str(frame.get("dst")))
-                if self.hollow:
+                if self.hollow or self.cut(mac, str(frame.get("dst"))):
                     continue
                 try:
                     if port is not None:
