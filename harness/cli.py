@@ -31,10 +31,23 @@ from harness.topology import builtin_names, load_topology
 
 
 def cmd_faults(_: argparse.Namespace) -> int:
+    """Every installed fault with what it declares: its target kind and roles, what it needs
+    from a host, and so which kinds of host can run it (derived, never listed by hand)."""
+    from harness.backend import BACKENDS, host_class
+    from harness.fault import TARGET_KINDS
+
     print("faults (entry-point group harness.faults):")
+    kinds = {scheme: host_class(f"{scheme}://x") for scheme in BACKENDS}
     for name, cls in installed_faults().items():
         params = ", ".join(f"{k}={v}" for k, v in vars(cls.Params()).items()) or "no parameters"
-        print(f"  {name:8s} {cls.summary}  [{params}]  ({cls.__module__})")
+        hosts = [f"{scheme}://" for scheme, host in kinds.items() if any(host.cannot(r, name) is None
+                                                                         for r in cls.roles())]
+        print(f"  {name}  ({cls.__module__})\n      {cls.summary}\n"
+              f"      target: {cls.target_kind} ({', '.join(cls.roles())}); needs: {', '.join(sorted(cls.needs))}; "
+              f"hosts: {', '.join(hosts) or 'none installed'}\n      parameters: {params}")
+    print("target kinds:")
+    for kind, (roles, guest) in TARGET_KINDS.items():
+        print(f"  {kind:11s} roles {', '.join(roles)}; guest: {guest}")
     print("roles:")
     print("  " + ", ".join(ROLES))
     print("topologies:")
