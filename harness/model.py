@@ -11,6 +11,7 @@ from harness.errors import UsageError
 ROLES = ("toolstack", "xenstore", "netback", "blkback", "device-model", "console")
 KERNEL_ROLES = frozenset({"netback", "blkback"})
 DEVICES = ("net", "disk", "emul", "console", "heartbeat")
+XENBUS_DEVICE = {"vif": "net", "vbd": "disk", "qdisk": "disk", "console": "console", "dm": "emul"}  # kind → device
 ROLE_DEVICE = {"netback": "net", "blkback": "disk", "device-model": "emul", "console": "console"}
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 

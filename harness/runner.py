@@ -241,6 +241,7 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
         t_end = host.now()
         after = {e.name: e.incarnation for e in host.entities()}
         progress = host.progress()
+        states = host.device_states()
         lost = host.acked_writes_lost()  # since boot: a reused host had lost none (harness/reuse.py)
         survived = host.host_reboots() == 0
         phase("recovery")
@@ -258,7 +259,7 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
     phase("teardown")
     timeline = Timeline.cut(scenario.id, topology.name, opts.host, opts.cadence_s, progress, all_pairs, t_steady, t0,
                             t_end, t_reverted - t0, restart_s, metrics.guest_recovery_s, metrics.impacted,
-                            metrics.expected)
+                            metrics.expected, states)
     return CaseResult(scenario, topology.name, target, blast, metrics, impacts, disturbed, describe_params(params),
                       t_reverted - t0, t_end - t0, opts.seed, phases, opts.host, build, timeline, reused,
                       tuple(h - t0 for h in fault.hits), events)

@@ -7,15 +7,20 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from harness.model import ROLES
 from harness.timeline import Timeline
 from reports.cases import Case
 
+# a device's xenbus state changes, drawn on its row: ▼ its backend's, ▲ its frontend's, with the
+# state (b5: the backend went Closing); connected (4) in green, closing and closed in red
+STATE_COLOURS = {1: "#999999", 2: "#ff7f0e", 3: "#ff7f0e", 4: "#2ca02c", 5: "#d62728", 6: "#d62728"}
 MAX_ROWS = 48  # guest devices drawn per timeline; beyond, the impacted and exposed ones first
 COLOURS = {"impacted": "#c0392b", "exposed": "#e6a23c", "unaffected": "#4c72b0"}
 FAULT_SHADE = "#7f7f7f"
@@ -52,6 +57,12 @@ def draw_timeline(ax: Axes, t: Timeline, title: str) -> None:
     for y, key in enumerate(reversed(keys)):
         kind = "impacted" if key in t.impacted else "exposed" if key in t.expected else "unaffected"
         ax.broken_barh(segments(t.ops[key], t.cadence_s), (y - 0.35, 0.7), facecolors=COLOURS[kind])
+        for t_s, end, state in t.states.get(key, ()):  # why it was down: its xenbus state changes
+            ax.plot([t_s], [y + (0.42 if end == "be" else -0.42)], marker="v" if end == "be" else "^", ms=3,
+                    color=STATE_COLOURS.get(state, "#555555"), lw=0)
+            if state != 4:
+                ax.annotate(f"{end[0]}{state}", (t_s, y + (0.42 if end == "be" else -0.42)), fontsize=4,
+                            xytext=(1, 0), textcoords="offset points", va="center")
     ax.set_yticks(range(len(keys)), list(reversed(keys)), fontsize=7)
     ax.set_ylim(-0.8, len(keys) - 0.2)
     ax.axvspan(0, max(t.fault_end_s, 0.0), color=FAULT_SHADE, alpha=0.25, lw=0)
@@ -89,9 +100,13 @@ def timeline_png(case: Case, timelines: Sequence[Timeline]) -> bytes:
     for ax, t in zip(axes, timelines, strict=True):
         side = "under test" if t.topology == case.props.get("topology") else "baseline"
         draw_timeline(ax, t, f"{t.topology} ({side})")
-    handles = [Patch(color=c) for c in COLOURS.values()]
-    fig.legend(handles, ["impacted", "in blast radius, not impacted", "outside blast radius"],
-               loc="lower center", ncol=3, fontsize=7, frameon=False, bbox_to_anchor=(0.5, -0.02))
+    handles: list[Any] = [Patch(color=c) for c in COLOURS.values()]
+    labels = ["impacted", "in blast radius, not impacted", "outside blast radius"]
+    if any(t.states for t in timelines):
+        handles += [Line2D([], [], marker=m, color=STATE_COLOURS[5], lw=0, ms=4) for m in ("v", "^")]
+        labels += ["backend's xenbus state (b5: Closing; green: Connected)", "frontend's (f1: Initialising)"]
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=7, frameon=False,
+               bbox_to_anchor=(0.5, -0.02))
     fig.suptitle(f"{case.scenario}: every guest device's completed operations (fault window shaded)", fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return png(fig)

@@ -13,6 +13,9 @@ from harness.backend.sim import MARKER
 
 REPO = Path(__file__).resolve().parents[1]
 CADENCE = 0.01
+# the scenarios of `pytest suites` on sim://: kill, stall, throttle, crash-loop and memory-pressure on
+# each of the 6 roles; partition (netback), disk-error (blkback) and xenstore-storm (xenstore)
+MATRIX = 6 * 5 + 3
 
 
 def sim_processes() -> list[psutil.Process]:

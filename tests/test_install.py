@@ -37,7 +37,8 @@ def test_a_built_wheel_works_outside_the_checkout(tmp_path: Path) -> None:
     assert "usage: windsor lab" in sh(venv / "bin" / "windsor", "lab", "--help", cwd=elsewhere).stdout
     dry = sh(venv / "bin" / "pytest", "--pyargs", "suites", "--host", "lab://", "--roles", "netback", "--dry-run",
              "-p", "no:cacheprovider", cwd=elsewhere).stdout
-    assert "windsor dry run: lab:// (a test host, dom0 faults allowed); 6 fault injections would run" in dry, dry
+    # kill, stall, throttle, crash-loop, memory-pressure and partition, each with its baseline
+    assert "windsor dry run: lab:// (a test host, dom0 faults allowed); 12 fault injections would run" in dry, dry
     installed = sh(venv / "bin" / "python", "-c", "import harness.lab.build as b; print(b.FILES)", cwd=elsewhere)
     files = Path(installed.stdout.strip())
     assert str(files).startswith(str(venv)), files  # the installed copy, not the checkout

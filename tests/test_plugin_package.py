@@ -5,6 +5,7 @@ leases ended by the host one phase after a SIGKILLed harness, not after the whol
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -63,7 +64,7 @@ def test_the_plugin_runs_in_the_suites(site: Path, tmp_path: Path) -> None:
     props = {p.name: p.value for p in case.properties()}
     assert props["fault"] == "flap" and props["fault_params"] == "periods=3,on_s=0.5,off_s=0.5,quiet=True"
     hits = [float(h) for h in props["fault_hits_s"].split()]
-    assert len(hits) == 3 and all(0.9 < b - a < 1.3 for a, b in zip(hits, hits[1:], strict=False)), hits
+    assert len(hits) == 3 and all(0.9 < b - a < 1.3 for a, b in itertools.pairwise(hits)), hits
     assert int(props["guests_impacted"]) >= 1  # a stalled netback is seen by the guests with a network
     print(f"FLAP: stops at {hits} s; impacted {props['guests_impacted']}, restart {props['service_restart_s']} s")
 

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import run
+from helpers import MATRIX, run
 from junitparser.xunit2 import JUnitXml
 from report_check import METRIC_KEYS, PNG, Cells, check_numbers, expected_text, report
 
@@ -21,7 +21,7 @@ from reports.browser import executable, look
 def matrix_report(matrix_junit: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("report")
     said = report(str(matrix_junit), "--out", str(out))
-    assert said.startswith("READY for sign-off: 18 of 18 scenarios passed on sim://"), said
+    assert said.startswith(f"READY for sign-off: {MATRIX} of {MATRIX} scenarios passed on sim://"), said
     return out
 
 
@@ -54,7 +54,7 @@ def test_markdown_matches_junit(matrix_report: Path, matrix_junit: Path) -> None
         for key in METRIC_KEYS:
             assert f" {expected_text(key, props, '')} / {expected_text(key, props, 'baseline.')} |" in line, (key, line)
     images = sorted(p.name for p in (matrix_report / "img").iterdir())
-    assert len(images) == 19 and "summary.png" in images  # the summary and one timeline per scenario
+    assert len(images) == MATRIX + 1 and "summary.png" in images  # the summary and one timeline per scenario
     for name in images:
         assert f"](img/{name})" in md
         assert (matrix_report / "img" / name).read_bytes().startswith(PNG)
@@ -69,11 +69,11 @@ def test_page_renders_offline_in_chromium(matrix_report: Path, matrix_junit: Pat
     seen = look(page)
     assert seen.fetched == (), seen.fetched
     assert seen.title == "Windsor resilience report — READY"
-    assert len(seen.images) == 19 and all(i["ok"] and i["width"] > 600 for i in seen.images), seen.images
-    assert seen.tables["scenarios"] == 2 + 18 and seen.tables["facts"] >= 10
+    assert len(seen.images) == MATRIX + 1 and all(i["ok"] and i["width"] > 600 for i in seen.images), seen.images
+    assert seen.tables["scenarios"] == 2 + MATRIX and seen.tables["facts"] >= 10
     cells = Cells()
     cells.feed(seen.dom)  # what the browser built, not the file
-    assert check_numbers(cells.cells, matrix_junit) == 18 * 6 * 2
+    assert check_numbers(cells.cells, matrix_junit) == MATRIX * 6 * 2
     shot = matrix_report / "page.png"
     said = report(str(matrix_junit), "--out", str(matrix_report), "--png", str(shot))
     assert f"wrote {shot} (the page in headless Chromium)" in said
@@ -88,7 +88,7 @@ def test_report_from_archived_artifacts(matrix_junit: Path, tmp_path: Path) -> N
     shutil.copy(matrix_junit, archive / "nightly.xml")
     shutil.copytree(matrix_junit.parent / "windsor-artifacts", archive / "windsor-artifacts")
     report(str(archive / "nightly.xml"), "--out", str(tmp_path / "a"))
-    assert len(list((tmp_path / "a" / "img").iterdir())) == 19
+    assert len(list((tmp_path / "a" / "img").iterdir())) == MATRIX + 1
     # without them, the report still comes out, and says what it could not find
     alone = tmp_path / "alone"
     alone.mkdir()
@@ -101,7 +101,7 @@ def test_report_from_archived_artifacts(matrix_junit: Path, tmp_path: Path) -> N
     finally:
         hidden.rename(moved)
     md = (tmp_path / "b" / "report.md").read_text()
-    assert "timelines attached but not found for 18 scenarios" in md
+    assert f"timelines attached but not found for {MATRIX} scenarios" in md
     assert [p.name for p in (tmp_path / "b" / "img").iterdir()] == ["summary.png"]
 
 
@@ -121,10 +121,11 @@ def test_three_shards_merged_then_reported(matrix_junit: Path, tmp_path: Path) -
         shards.append(shard)
     merged = tmp_path / "all.xml"
     done = run("windsor", "merge", str(merged), *map(str, shards))
-    assert done.returncode == 0 and "merged 19 testcases from 3 files" in done.stdout, done.stdout + done.stderr
-    assert sum(1 for _ in read_cases(str(merged))) == 19
+    said = done.stdout + done.stderr
+    assert done.returncode == 0 and f"merged {MATRIX + 1} testcases from 3 files" in done.stdout, said
+    assert sum(1 for _ in read_cases(str(merged))) == MATRIX + 1
     out = tmp_path / "rep"
     said = report(str(merged), "--out", str(out), "--previous", str(matrix_junit))
-    assert said.startswith("READY for sign-off: 18 of 18"), said
+    assert said.startswith(f"READY for sign-off: {MATRIX} of {MATRIX}"), said
     md = (out / "report.md").read_text()
     assert f"1 repeat of a case shown once, with its worst outcome: {names[0].split('[')[1][:-1]}" in md

@@ -119,8 +119,8 @@ def test_fault_is_reverted_however_the_run_ends(fault: str, trigger: str, harnes
     root, junit, mark = harness_run["root"], harness_run["junit"], harness_run["trigger"]
     junit.write_text(OLD_JUNIT)
     roles = installed_faults()[fault].roles()
-    argv = pytest_argv(str(SCENARIO), "--host", f"sim://?dir={root}&keep=1",
-                       "--roles", "netback" if "netback" in roles else roles[0], "--faults", fault, "--no-baseline", "--guests", "3",
+    argv = pytest_argv(str(SCENARIO), "--host", f"sim://?dir={root}&keep=1", "--faults", fault,
+                       "--roles", "netback" if "netback" in roles else roles[0], "--no-baseline", "--guests", "3",
                        "--fault-param", f"{fault}.duration_s={window}", f"--junitxml={junit}", *extra)
     env = {**os.environ, "PYTHONPATH": str(REPO), "WINDSOR_TRIGGER": trigger, "WINDSOR_TRIGGER_FILE": str(mark)}
     proc = harness_run["proc"] = subprocess.Popen(argv, cwd=REPO, env=env, text=True,

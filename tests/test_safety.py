@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from helpers import pytest_argv, run, sim_processes
+from helpers import MATRIX, pytest_argv, run, sim_processes
 from junitparser.xunit2 import JUnitXml
 
 from harness.signals import critical
@@ -21,7 +21,7 @@ def test_dry_run_shows_every_hit_and_touches_nothing(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     head = next(x for x in lines if x.startswith("windsor dry run: "))
-    assert "36 fault injections would run, 0 would be refused, 0 skipped; nothing was touched" in head
+    assert f"{2 * MATRIX} fault injections would run, 0 would be refused, 0 skipped; nothing was touched" in head
     rows = {tuple(x.split()[:3]) for x in lines}
     assert ("netback-stall", "disaggregated", "(candidate)") in rows
     stall = next(x for x in lines if x.startswith("netback-stall") and "(baseline)" in x)
@@ -40,9 +40,11 @@ def test_dry_run_shows_what_the_interlocks_would_refuse(tmp_path: Path) -> None:
     done = run(*pytest_argv("suites", "--dry-run", "--host", f"xen+ssh://root@xen-prod-1?inventory={inventory}"),
                timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "6 fault injections would run, 6 would be refused, 24 skipped" in done.stdout
+    # netback: kill, stall, throttle, crash-loop, memory-pressure, partition; blkback the same but
+    # partition (not its role) and disk-error (not on Xen yet): 11 scenarios, the other 22 skipped
+    assert "11 fault injections would run, 11 would be refused, 44 skipped" in done.stdout
     refused = [x for x in done.stdout.splitlines() if "REFUSED (dom0 faults not allowed here)" in x]
-    assert len(refused) == 6 and all("monolithic (baseline)" in x for x in refused)
+    assert len(refused) == 11 and all("monolithic (baseline)" in x for x in refused)
     assert any(x.startswith("netback-stall") and " netdd " in x and " 30s " in x for x in done.stdout.splitlines())
     # and the same run for real stops before anything, with the fix
     real = run(*pytest_argv("suites", "--host", f"xen+ssh://root@xen-prod-1?inventory={inventory}"), timeout=60)

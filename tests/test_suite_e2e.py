@@ -10,9 +10,8 @@ from junitparser.xunit2 import JUnitXml
 
 from harness.fault import installed_faults
 from harness.junit import METRICS
-from harness.model import ROLES
 
-CASES = {f"test_fault_contained[{r}-{f}]" for r in ROLES for f in installed_faults()}
+CASES = {f"test_fault_contained[{r}-{f}]" for f, cls in installed_faults().items() for r in cls.roles()}
 
 
 def cases(path: Path) -> dict[str, tuple[bool, dict[str, str], str]]:
@@ -35,7 +34,10 @@ def test_matrix_is_green_with_baseline_in_every_case(matrix_junit: Path) -> None
         # nothing empty (Jenkins hides empty properties), the parameters in effect, the case under test attached first
         assert all(v.strip() for v in props.values()), [k for k, v in props.items() if not v.strip()]
         assert props["disturbed"] == "none" and props["baseline.host"] == props["host"], name
-        in_effect = {"kill": "none", "stall": "duration_s=1", "throttle": "duration_s=1,cap_pct=10"}
+        in_effect = {"kill": "none", "stall": "duration_s=1", "throttle": "duration_s=1,cap_pct=10",
+                     "crash-loop": "times=3,wait_s=60", "memory-pressure": "duration_s=1,memory_pct=50",
+                     "partition": "duration_s=1,all=False", "disk-error": "duration_s=1",
+                     "xenstore-storm": "duration_s=1"}
         assert props["fault_params"] == in_effect[props["fault"]], name
         assert ".disaggregated." in out.split("[[ATTACHMENT|", 1)[1].split("]]")[0], name
         assert float(props["observed_s"]) >= 2.5, name
@@ -53,6 +55,25 @@ def test_blast_radius_disaggregated_vs_monolithic(matrix_junit: Path) -> None:
             assert int(s["guests_impacted"]) < int(s["baseline.guests_impacted"]) == int(s["guests_total"])
     _, p, _ = got["test_fault_contained[toolstack-kill]"]
     assert p["guests_impacted"] == "0" and float(p["service_restart_s"]) > 0
+
+
+def test_the_catalogue_shows_what_each_fault_must(matrix_junit: Path) -> None:
+    """The fault catalogue's expectations (docs/design.md), on both topologies of the matrix."""
+    got = cases(matrix_junit)
+    for side in ("", "baseline."):
+        _, p, _ = got["test_fault_contained[netback-partition]"]  # g01's link: g01 and g05, which pings it
+        assert p[f"{side}impacted"] == "g01:net g05:net" and p[f"{side}host_survived"] == "true", p
+        _, d, _ = got["test_fault_contained[blkback-disk-error]"]  # g01's disk: errors, not a hang, nothing lost
+        assert d[f"{side}impacted"] == "g01:disk" and d[f"{side}acked_writes_lost"] == "0", d
+        assert d[f"{side}guest_events"].startswith("g01:disk-eio=") and int(d[f"{side}guest_events"][13:]) >= 50, d
+        _, s, _ = got["test_fault_contained[xenstore-xenstore-storm]"]  # the last guest storms; nobody else notices
+        assert s[f"{side}guest_events"].startswith("g06:xs-write=") and int(s[f"{side}guest_events"][13:]) >= 1, s
+        assert set(s[f"{side}impacted"].split()) <= {"none", *(f"g06:{dev}" for dev in ("net", "disk", "heartbeat"))}
+    for role in ("netback", "blkback", "xenstore"):
+        _, c, _ = got[f"test_fault_contained[{role}-crash-loop]"]
+        assert len(c["fault_hits_s"].split()) == 3 and len(c["baseline.fault_hits_s"].split()) == 3, c
+        in_dom0_kernel = role != "xenstore"  # monolithic: every crash of netback or blkback is a host crash
+        assert c["host_survived"] == "true" and c["baseline.host_survived"] == str(not in_dom0_kernel).lower()
 
 
 def test_baseline_read_back_from_junit(matrix_junit: Path, tmp_path: Path) -> None:

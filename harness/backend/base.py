@@ -13,7 +13,7 @@ from harness.change import Change
 from harness.errors import HostError
 from harness.hostlease import HostLease
 from harness.lease import Lease
-from harness.model import ROLES, GuestSpec, Pair
+from harness.model import ROLES, XENBUS_DEVICE, GuestSpec, Pair
 from harness.topology import Topology
 
 
@@ -48,6 +48,33 @@ class Target:
     @property
     def entity(self) -> str:
         return f"{self.domain}/{self.process}" if self.process else self.domain
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    """One split-driver state change of a guest's device (XenbusState: 1 Initialising, 2 InitWait,
+    3 Initialised, 4 Connected, 5 Closing, 6 Closed), on the host's clock."""
+
+    t: float
+    guest: str
+    device: str  # net, disk, console, emul
+    end: str  # fe (the guest's frontend) or be (the backend)
+    state: int
+
+    @classmethod
+    def parse(cls, text: str) -> list[DeviceState]:
+        """Lines ``TIME GUEST KIND fe|be STATE`` (KIND as xenstore names it: vif, vbd, ...), as
+        both hosts log them; a torn or foreign line is skipped."""
+        out = []
+        for line in text.splitlines():
+            words = line.split()
+            if len(words) != 5 or words[3] not in ("fe", "be") or words[2] not in XENBUS_DEVICE:
+                continue
+            try:
+                out.append(cls(float(words[0]), words[1], XENBUS_DEVICE[words[2]], words[3], int(words[4])))
+            except ValueError:
+                continue
+        return out
 
 
 @dataclass(frozen=True)
@@ -231,6 +258,11 @@ class Host(ABC):
     def progress(self) -> Mapping[Pair, list[float]]:
         """Completion times of every guest's operations, per (guest, device), oldest first.
         The lists are the host's own, updated by the next call: read them, do not change them."""
+
+    def device_states(self) -> list[DeviceState]:
+        """Every frontend's and backend's state change since `boot`, oldest first (from xenstore).
+        By default none are recorded."""
+        return []
 
     @abstractmethod
     def acked_writes_lost(self) -> int:

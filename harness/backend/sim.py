@@ -38,7 +38,7 @@ from typing import Any
 import psutil
 
 from harness.atomic import check_writable_dir, nearest_existing, write_atomic
-from harness.backend.base import Entity, Health, Host, HostSpec, Target
+from harness.backend.base import DeviceState, Entity, Health, Host, HostSpec, Target
 from harness.change import KINDS, Change
 from harness.errors import HostError, UsageError
 from harness.lease import Lease, Owner
@@ -319,6 +319,12 @@ class SimHost(Host):
                 if device == "disk":
                     self._acked.setdefault(g.name, []).append(int(seq))
         return self._progress
+
+    def device_states(self) -> list[DeviceState]:
+        try:
+            return DeviceState.parse(Path(paths.states(self.run_dir)).read_text())
+        except FileNotFoundError:
+            return []
 
     def acked_writes_lost(self) -> int:
         self.progress()

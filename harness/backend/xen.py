@@ -25,13 +25,14 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from harness.backend.base import Entity, Health, Host, HostSpec, Target
+from harness.backend.base import DeviceState, Entity, Health, Host, HostSpec, Target
 from harness.change import Change
 from harness.errors import HostError, UsageError
 from harness.lease import Lease, Owner
 from harness.model import GuestSpec, Pair
 from harness.topology import Topology
 from harness.waiting import wait_until
+from harness.xen.changes import commands
 from harness.xen.inventory import HostEntry, load_inventory
 from harness.xen.payload import CURRENT, STATE, tool, tools_version
 from harness.xen.plan import Plan, make_plan
@@ -47,12 +48,13 @@ DOM0_STALL_MAX_S = 600.0
 DOM0_STALL_CAP = 5
 LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOSTNAME_RE = re.compile(rf"^(?=.{{1,253}}$){LABEL}(?:\.{LABEL})*$|^\[?[0-9A-Fa-f:.]{{2,45}}\]?$")
+XSWATCH_STOP = f"kill -- -$(cat {STATE}/xswatch.pid 2>/dev/null) 2>/dev/null; rm -f {STATE}/xswatch.pid"
 USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 
 
 class XenHost(Host):
     roles = ("netback", "blkback")
-    capabilities = frozenset({"kill", "pause", "cap", "memory"})
+    capabilities = frozenset({"kill", "pause", "cap", "memory", "link-down"})
     # Real Xen under TCG is slow: a driver domain came back 19–29 s after its crash here, and a
     # monolithic host crash took 68–106 s until dom0 answered again.
     defaults: Mapping[str, str] = {"windsor_cadence_ms": "250", "windsor_impact_threshold_ms": "1000",
@@ -207,6 +209,9 @@ class XenHost(Host):
         self.remote.check(f"{topo} down >/dev/null 2>&1; rm -rf {STATE}/auto {STATE}/service {STATE}/attach "
                           f"{STATE}/gateway", timeout=60)
         self.remote.write_files(STATE, self.plan.files)
+        # every split-driver state change from now on (harness/lab/files/windsor-xswatch), in its own session
+        self.remote.check(f"{XSWATCH_STOP}; : >{STATE}/xs-states.log; setsid nohup {tool('windsor-xswatch')} "
+                          f">/dev/null 2>&1 </dev/null & echo $! >{STATE}/xswatch.pid", timeout=10)
         self.remote.check(f"setsid nohup {topo} up >{STATE}/topo.out 2>&1 </dev/null &", timeout=10)
         shown = 0
 
@@ -249,7 +254,7 @@ class XenHost(Host):
     def shutdown(self) -> None:
         if self._remote is not None and self.plan is not None:
             try:
-                self.remote.run(f"{tool('windsor-topo')} down >/dev/null 2>&1", timeout=60)
+                self.remote.run(f"{XSWATCH_STOP}; {tool('windsor-topo')} down >/dev/null 2>&1", timeout=60)
             except HostError as exc:
                 log.warning("%s: could not tear the topology down: %s", self.spec.url, exc)
             self.plan = None
@@ -304,23 +309,9 @@ class XenHost(Host):
                 f"{q(lease.fault)} {q(lease.target)} {q(undo)}")
 
     def _apply(self, change: Change, lease: Lease) -> float:
-        """Each kind of change as the command that applies it and the one (journalled first, by
-        ``windsor-lease``) that undoes it."""
-        dom = q(change.domain) if change.domain != "dom0" else "0"
         if change.kind in ("pause", "cap") and change.domain == "dom0":  # dom0 cannot be paused: cap it hard
             return self._cap_dom0(lease, DOM0_STALL_CAP if change.kind == "pause" else int(change.args["cap_pct"]))
-        gone = f"xl domid {dom} >/dev/null 2>&1 || exit 0; "
-        if change.kind == "pause":
-            undo, do = gone + f"xl unpause {dom}", f"xl pause {dom}"
-        elif change.kind == "cap":
-            cap = int(change.args["cap_pct"])
-            undo, do = gone + f"xl sched-credit2 -d {dom} -c 0", f"xl sched-credit2 -d {dom} -c {cap}"
-        elif change.kind == "memory":  # the balloon driver gives memory back to Xen, down to the target
-            pct = int(change.args["memory_pct"])
-            have = int(self.remote.check(f"xl list {dom} | awk 'NR == 2 {{ print $3 }}'", timeout=30).strip())
-            undo, do = gone + f"xl mem-set {dom} {have}m", f"xl mem-set {dom} {max(16, have * pct // 100)}m"
-        else:
-            raise HostError(f"{self.spec.url} cannot apply {change.describe()}")
+        undo, do = commands(change, self.remote, self.domains)
         out = self.remote.check(f"{self._take(lease, undo)} && {do} && date +%s.%N")
         return float(out.split()[-1])
 
@@ -388,6 +379,10 @@ class XenHost(Host):
         except Exception as exc:  # a host that is down (rebooting) shows no progress
             log.debug("%s: no records this time: %s", self.spec.url, exc)
         return self.records.times
+
+    def device_states(self) -> list[DeviceState]:
+        done = self.remote.run(f"cat {STATE}/xs-states.log", timeout=30)
+        return DeviceState.parse(done.out) if done.ok else []
 
     def acked_writes_lost(self) -> int:
         lost = 0

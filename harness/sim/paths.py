@@ -55,6 +55,11 @@ def journal(run_dir: str) -> str:
     return os.path.join(run_dir, "xenstore.journal")
 
 
+def states(run_dir: str) -> str:
+    """Every split-driver state change xenstore saw (harness/sim/xenstore.py)."""
+    return os.path.join(run_dir, "xs-states.log")
+
+
 def owner(run_dir: str) -> str:
     """Who booted the host (harness/lease.py's Owner): present while the host may still run."""
     return os.path.join(run_dir, "owner.json")

@@ -43,6 +43,7 @@ class Toolstack:
         if not made.get("ok"):
             return made
         fe = int(made["domid"])
+        self.ctx.xs.write(f"/local/domain/{fe}/name", guest["name"])  # as xl does: who this domain is
         for dev in made["devices"]:
             attach(self.ctx.xs, fe, int(dev["backend"]), dev["kind"], 0, dev.get("params", {}))
         return request(self.mgr, {"op": "domain_unpause", "domid": fe}, timeout=15.0)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
+import time
 from typing import Any
 
 from harness.sim.proto import Channel, Msg, Server
@@ -70,9 +72,16 @@ class Store:
         return sorted(names)
 
 
+STATE_RE = re.compile(r"^/local/domain/(\d+)/(device|backend)/([a-z]+)/(?:(\d+)/)?\d+/state$")
+
+
 class XenstoreService:
-    def __init__(self, sock_path: str, journal: str) -> None:
+    """`states`: a file to append every split-driver state change to, one line each:
+    ``MONOTONIC_TIME GUEST KIND fe|be STATE`` (the guest named by its ``/local/domain/ID/name``)."""
+
+    def __init__(self, sock_path: str, journal: str, states: str | None = None) -> None:
         self.store = Store(journal)
+        self._states = os.open(states, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if states else None
         self._watches: dict[Channel, list[tuple[str, str]]] = {}
         self._index = WatchIndex()
         self._wlock = threading.Lock()
@@ -119,6 +128,8 @@ class XenstoreService:
             return {"ok": value is not None, "value": value, "error": None if value is not None else "ENOENT"}
         if op == "write":
             self.store.change("write", path, str(msg.get("value", "")))
+            if self._states is not None and path.endswith("/state"):
+                self._log_state(path, str(msg.get("value", "")))
             return {"ok": True}
         if op == "rm":
             self.store.change("rm", path)
@@ -137,6 +148,16 @@ class XenstoreService:
                     self._index.remove(path, chan, entry[1])
             return {"ok": True}
         return {"ok": False, "error": f"unknown op {op!r}"}
+
+
+    def _log_state(self, path: str, value: str) -> None:
+        found = STATE_RE.match(path)
+        if found is None or self._states is None:
+            return
+        domid, side, kind, fe = found.groups()
+        guest = self.store.read(f"/local/domain/{fe if side == 'backend' else domid}/name") or "?"
+        end = "be" if side == "backend" else "fe"
+        os.write(self._states, f"{time.monotonic():.6f} {guest} {kind} {end} {value}\n".encode())
 
 
 def _norm(path: str) -> str:

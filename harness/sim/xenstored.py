@@ -10,5 +10,5 @@ from harness.sim.xenstore import XenstoreService
 class Xenstored:
     def __init__(self, ctx: RoleContext) -> None:
         sock = paths.xenstore(ctx.run_dir)
-        XenstoreService(sock, paths.journal(ctx.run_dir)).start()
+        XenstoreService(sock, paths.journal(ctx.run_dir), paths.states(ctx.run_dir)).start()
         ctx.sockets["xenstore"] = sock

@@ -4,7 +4,8 @@ prefix, ``/opt/windsor/<version>``, with ``/opt/windsor/current`` pointing at it
 
     bin/      windsor-lease (lease journal + watchdog), windsor-agent (recovery agent),
               windsor-topo (topology tool), windsor-console (guest record reader),
-              windsor-boot (what runs at boot), wstall (dom0 CPU stall, libxenctrl 4.17)
+              windsor-boot (what runs at boot), windsor-xswatch (the devices' xenstore
+              state changes), wstall (dom0 CPU stall, libxenctrl 4.17)
     scripts/  windsor-vif, windsor-block (hotplug scripts, named by absolute path in xl.cfg)
     images/   vmlinux, dd.cpio, guest.cpio (driver-domain and guest images)
     MANIFEST  "sha256  path" of every file above; VERSION
@@ -35,7 +36,7 @@ STATE_ROOT = "/var/lib/windsor"
 STATE = f"{STATE_ROOT}/state"
 UNIT = "/etc/systemd/system/windsor-boot.service"  # on systemd hosts: windsor-boot at boot
 SUPPORTED_XEN = ("4.17",)
-TOOLS = ("windsor-lease", "windsor-agent", "windsor-topo", "windsor-console", "windsor-boot")
+TOOLS = ("windsor-lease", "windsor-agent", "windsor-topo", "windsor-console", "windsor-boot", "windsor-xswatch")
 IMAGE_FILES = ("vmlinux", "dd.cpio", "guest.cpio")
 
 

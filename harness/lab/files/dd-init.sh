@@ -22,6 +22,20 @@ case ",$roles," in *,net,*)
     # the guests' vifs join windsor0 (the name the plan's vif specs give); windsor.gw= its address
     gw=$(sed -n 's/.*windsor\.gw=\([0-9.]*\).*/\1/p' /proc/cmdline)
     brctl addbr windsor0 && ip addr add "$gw/24" dev windsor0 && ip link set windsor0 up
+    # partitions (the harness's change link-down): dom0 lists the cut vifs (or "all") under
+    # data/windsor-link; a vif listed is down, every other one up. Woken by a xenstore watch, and
+    # every 2 s in any case (a change between two watches is never missed for longer).
+    me=$(xenstore-read domid)
+    (while :; do
+        cut=" $(xenstore-list "/local/domain/$me/data/windsor-link" 2>/dev/null | tr '\n' ' ') "
+        for v in $(ls /sys/class/net | grep '^vif'); do
+            case "$cut" in *" $v "*|*" all "*) want=down w=0 ;; *) want=up w=1 ;; esac
+            f=$(cat "/sys/class/net/$v/flags" 2>/dev/null) || continue
+            [ $((f & 1)) = "$w" ] && continue  # IFF_UP already as wanted
+            ip link set "$v" "$want" && echo "WINDSOR: link $v $want" >/dev/console
+        done
+        timeout 2 xenstore-watch -n 2 "/local/domain/$me/data/windsor-link" >/dev/null 2>&1
+    done) &
 esac
 case ",$roles," in *,blk,*)
     modprobe xen-blkback && modprobe xen-blkfront

@@ -1,0 +1,52 @@
+"""Each kind of `Change` (harness/change.py) on a Xen host, as two shell commands for its control
+domain: the one that applies it, and the one that undoes it — which ``windsor-lease`` journals
+before the first runs, and runs by itself at the lease's end if the harness has not (the undo
+must be harmless when the domain is gone or was rebuilt, and when run twice).
+
+A pause or a cap of dom0 itself is not here: dom0 cannot be paused, and a capped dom0 may not
+run the undo in time, so `XenHost` gives it to ``wstall``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from harness.change import Change
+from harness.errors import HostError
+from harness.xen.remote import Remote, q
+
+
+def commands(change: Change, remote: Remote, domains: Callable[[], dict[str, str]]) -> tuple[str, str]:
+    """(undo, apply) for `change`; `domains()` gives the running domains' ids by name."""
+    dom = q(change.domain) if change.domain != "dom0" else "0"
+    gone = f"xl domid {dom} >/dev/null 2>&1 || exit 0; "
+    if change.kind == "pause":
+        return gone + f"xl unpause {dom}", f"xl pause {dom}"
+    if change.kind == "cap":
+        cap = int(change.args["cap_pct"])
+        return gone + f"xl sched-credit2 -d {dom} -c 0", f"xl sched-credit2 -d {dom} -c {cap}"
+    if change.kind == "memory":  # the domain's balloon driver gives memory back to Xen, down to the target
+        pct = int(change.args["memory_pct"])
+        have = int(remote.check(f"xl list {dom} | awk 'NR == 2 {{ print $3 }}'", timeout=30).strip())
+        return gone + f"xl mem-set {dom} {have}m", f"xl mem-set {dom} {max(16, have * pct // 100)}m"
+    if change.kind == "link-down":
+        return link_down(change, domains())
+    raise HostError(f"Xen hosts cannot apply {change.describe()}")
+
+
+def link_down(change: Change, doms: dict[str, str]) -> tuple[str, str]:
+    """A partition: the guest's vif (``vifDOMID.0``; every vif without a guest) down where netback
+    runs. In dom0 by ``ip link``; in a driver domain by its link keeper (dd-init.sh), which sets
+    down the vifs dom0 lists under its ``data/windsor-link``."""
+    if change.guest is not None and change.guest not in doms:
+        raise HostError(f"link-down: guest {change.guest!r} is not running")
+    vif = "all" if change.guest is None else f"vif{doms[change.guest]}.0"
+    if change.domain == "dom0":
+        each = ("for v in $(ls /sys/class/net | grep '^vif'); do ip link set $v {}; done" if vif == "all"
+                else f"ip link set {vif} {{}}")
+        return f"{each.format('up')}; true", each.format("down")
+    if change.domain not in doms:
+        raise HostError(f"link-down: {change.domain!r} is not running")
+    dd = doms[change.domain]
+    node = f"/local/domain/{dd}/data/windsor-link/{vif}"
+    return f"xenstore-rm {node} 2>/dev/null; true", f"xenstore-write {node} down && xenstore-chmod {node} n{dd}"
