@@ -15,23 +15,11 @@ from junitparser.xunit2 import JUnitXml, TestCase, TestSuite
 
 from harness.errors import UsageError
 from harness.runner import CaseResult
+from harness.vocabulary import BASELINE_KEYS, BY_KEY, NONE, fmt
 
-METRICS = (
-    "fault", "target_role", "target_domain", "topology", "seed", "guests_total", "guests_impacted",
-    "guests_expected_impacted", "max_guest_downtime_s", "service_restart_s", "guest_recovery_s",
-    "acked_writes_lost", "host_survived", "max_guest_outages", "max_guest_total_downtime_s", "host",
-)
-NONE = "none"  # an empty or absent value: Jenkins drops empty properties, so it is written out
+__all__ = ["METRICS", "NONE", "fmt"]
 
-
-def fmt(value: object) -> str:
-    if value is None or value == "":
-        return NONE
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
+METRICS = BASELINE_KEYS  # what a baseline read back from JUnit carries (harness/vocabulary.py)
 
 
 @functools.cache
@@ -68,12 +56,18 @@ def case_properties(r: CaseResult) -> dict[str, str]:
         "outages": " ".join(f"{g}:{d}={i.outages}/{i.total_downtime_s:.4f}"
                             for (g, d), i in sorted(r.impacts.items()) if i.impacted),
         "disturbed": " ".join(r.disturbed),
+        "escaped": " ".join(f"{g}:{d}" for g, d in sorted(m.escaped)),
+        "expected_host_crash": r.blast.host_crash,
+        "restart_budget_s": r.budgets.restart_s,
+        "recovery_budget_s": r.budgets.recovery_s,
         "fault_hits_s": " ".join(f"{h:.4f}" for h in r.hits),
         "guest_events": " ".join(f"{g}:{d}={n}" for (g, d), n in sorted(r.guest_events.items())),
         "host": r.host,
         "build": r.build,
         "harness": harness_version(),
     }
+    unknown = set(values) - set(BY_KEY)
+    assert not unknown, f"properties missing from harness/vocabulary.py: {sorted(unknown)}"
     return {k: fmt(v) for k, v in values.items()}
 
 

@@ -22,7 +22,7 @@ from harness.errors import HarnessError, HostError, UsageError
 from harness.fault import Blast, Fault, describe_params, get_fault
 from harness.metrics import Metrics, Observation, PairImpact, compute
 from harness.model import GuestSpec, Pair, check_role, fleet, pairs
-from harness.scenario import RunOptions, Scenario
+from harness.scenario import Budgets, RunOptions, Scenario
 from harness.timeline import Timeline
 from harness.topology import Topology, load_topology
 from harness.waiting import wait_until
@@ -49,6 +49,7 @@ class CaseResult:
     build: str  # what runs on the host (Host.build)
     timeline: Timeline  # every guest device's operations around the fault
     reused: bool = False  # the case ran on the topology the case before it left booted (harness/reuse.py)
+    budgets: Budgets = field(default_factory=Budgets)  # the restart and recovery budgets it was judged against
     hits: tuple[float, ...] = (0.0,)  # when the fault acted, from the first hit (a crash loop acts several times)
     guest_events: Mapping[Pair, int] = field(default_factory=dict)  # what guests saw besides progress (EIO...)
 
@@ -262,4 +263,4 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
                             metrics.expected, states)
     return CaseResult(scenario, topology.name, target, blast, metrics, impacts, disturbed, describe_params(params),
                       t_reverted - t0, t_end - t0, opts.seed, phases, opts.host, build, timeline, reused,
-                      tuple(h - t0 for h in fault.hits), events)
+                      opts.budgets, tuple(h - t0 for h in fault.hits), events)

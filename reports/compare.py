@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from harness.vocabulary import HEADLINE
 from reports.cases import load_all
 
-COLUMNS = (("guests_impacted", "impacted"), ("max_guest_downtime_s", "downtime s"),
-           ("service_restart_s", "restart s"), ("guest_recovery_s", "recovery s"),
-           ("acked_writes_lost", "lost"), ("host_survived", "survived"))
+COLUMNS = tuple((p.key, p.short) for p in HEADLINE)
 
 
 def compare(paths: list[str]) -> str:

@@ -28,12 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.errors import UsageError
-from reports.cases import SECONDS, Case
+from harness.vocabulary import COUNTS, HEADLINE, SECONDS
+from reports.cases import Case
 
-COUNTS = ("guests_impacted", "acked_writes_lost")
-LABELS = {"max_guest_downtime_s": "max guest downtime", "service_restart_s": "service restart",
-          "guest_recovery_s": "guest recovery", "guests_impacted": "guests impacted",
-          "acked_writes_lost": "acked writes lost"}
+LABELS = {p.key: p.label for p in HEADLINE}
 BLOCKING = frozenset({"REGR.", "still failing", "never passed"})
 
 

@@ -21,9 +21,11 @@ import pytest
 from helpers import REPO, pytest_argv
 from junitparser.xunit2 import JUnitXml
 
+from harness.fault import installed_faults
 from harness.lab.machine import Lab
 from harness.waiting import wait_until
 from harness.xen.payload import tool
+from harness.xen.plan import DD_MEMORY_MB
 from harness.xen.records import LOG_DIR, Records
 
 pytestmark = pytest.mark.lab
@@ -67,9 +69,14 @@ def lease_ends(lab: Lab, pid: int) -> list[dict[str, str]]:
 
 
 def held(lab: Lab) -> str:
-    """What in dom0 still holds a fault: paused domains, a CPU cap, wstall, journalled leases."""
+    """What in dom0 still holds a fault: paused domains, a CPU cap, wstall, journalled leases, a
+    driver domain short of memory, a vif listed as cut, a guest asked to storm xenstore."""
     said = lab.ssh("xl list | awk 'NR > 1 && $5 ~ /p/ { print \"paused\", $1 }'; "
                    "xl sched-credit2 | awk 'NR > 1 && $4 != 0 && $4 ~ /^[0-9]+$/ { print \"capped\", $1 }'; "
+                   f"xl list | awk 'NR > 1 && $1 ~ /dd$/ && $3 < {DD_MEMORY_MB} {{ print \"squeezed\", $1 }}'; "
+                   "for d in $(xenstore-list /local/domain); do "
+                   "xenstore-list /local/domain/$d/data/windsor-link 2>/dev/null | sed \"s/^/cut /\"; "
+                   "xenstore-exists /local/domain/$d/data/windsor-storm 2>/dev/null && echo storm $d; done; "
                    f"pgrep -x wstall >/dev/null && echo wstall running; {LEASE_TOOL} list", 60)
     return said.stdout.strip()
 
@@ -78,8 +85,15 @@ def in_effect(lab: Lab, fault: str, target: str) -> bool:
     """Is the fault holding now: journalled in dom0, and in effect? (A domain being created is
     paused too: the journal tells a fault apart.) Cheap checks: a capped dom0 crawls."""
     journalled = f"{LEASE_TOOL} list | grep -q ' {fault} {target}$'"
+    dom = f"/local/domain/$(xl domid {target})"
     if target == "dom0":  # wstall says when the cap is set
         check = "grep -q capped /var/lib/windsor/state/wstall.out"
+    elif fault == "partition":  # netdd's link keeper is told which vif to cut
+        check = f"[ -n \"$(xenstore-list {dom}/data/windsor-link 2>/dev/null)\" ]"
+    elif fault == "memory-pressure":
+        check = f"xl list {target} | awk 'NR == 2 && $3 < {DD_MEMORY_MB} {{ found = 1 }} END {{ exit !found }}'"
+    elif fault == "xenstore-storm":
+        check = f"xenstore-exists {dom}/data/windsor-storm"
     elif fault == "stall":
         check = f"xl list {target} | awk 'NR == 2 && $5 ~ /p/ {{ found = 1 }} END {{ exit !found }}'"
     else:
@@ -107,7 +121,10 @@ def topology_down(lab: Lab) -> Iterator[None]:
 # (fault, trigger, topology, target): the stall of a driver domain cut short every way; the
 # dead-man's switch for a dom0 cap (monolithic) and for a driver domain's credit2 cap
 CASES = ([("stall", t, "netdd-only", "netdd") for t in TRIGGERS]
-         + [("stall", "sigkill", "monolithic", "dom0"), ("throttle", "sigkill", "netdd-only", "netdd")])
+         + [("stall", "sigkill", "monolithic", "dom0"), ("throttle", "sigkill", "netdd-only", "netdd")]
+         # every other change Xen applies, with the harness SIGKILLed: the host undoes it by itself
+         + [("partition", "sigkill", "netdd-only", "netdd"), ("memory-pressure", "sigkill", "netdd-only", "netdd"),
+            ("xenstore-storm", "sigkill", "netdd-only", "g02")])
 # CI keeps what only the host can do: the dead-man's switch of a driver domain's pause (the lease
 # watcher) and of a dom0 cap (wstall), and `windsor recover` (below). The in-process triggers end a
 # fault by the harness's own revert, the path of every case's normal end and the one that
@@ -125,7 +142,8 @@ def test_lab_fault_is_reverted_however_the_run_ends(
     status, window, extra = TRIGGERS[trigger]
     window = DOM0_WINDOW_S if target == "dom0" else window
     mark = tmp_path / "trigger"
-    argv = pytest_argv(str(SCENARIO), "--host", "lab://", "--topology", topology, "--roles", "netback",
+    role = installed_faults()[fault].roles()[0] if fault == "xenstore-storm" else "netback"
+    argv = pytest_argv(str(SCENARIO), "--host", "lab://", "--topology", topology, "--roles", role,
                        "--faults", fault, "--no-baseline", "--guests", "2",
                        "--fault-param", f"{fault}.duration_s={window}", f"--junitxml={tmp_path / 'j.xml'}", *extra)
     env = {**os.environ, "PYTHONPATH": str(REPO), "WINDSOR_TRIGGER": trigger, "WINDSOR_TRIGGER_FILE": str(mark)}

@@ -29,10 +29,10 @@ from harness.backend.base import DeviceState, Entity, Health, Host, HostSpec, Ta
 from harness.change import Change
 from harness.errors import HostError, UsageError
 from harness.lease import Lease, Owner
-from harness.model import GuestSpec, Pair
+from harness.model import KERNEL_ROLES, GuestSpec, Pair
 from harness.topology import Topology
 from harness.waiting import wait_until
-from harness.xen.changes import commands
+from harness.xen.changes import commands, uncap_dom0
 from harness.xen.inventory import HostEntry, load_inventory
 from harness.xen.payload import CURRENT, STATE, tool, tools_version
 from harness.xen.plan import Plan, make_plan
@@ -54,14 +54,17 @@ USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 
 class XenHost(Host):
     roles = ("netback", "blkback")
-    capabilities = frozenset({"kill", "pause", "cap", "memory", "link-down"})
+    capabilities = frozenset({"kill", "pause", "cap", "memory", "link-down", "xenstore-storm"})
     # Real Xen under TCG is slow: a driver domain came back 19–29 s after its crash here, and a
     # monolithic host crash took 68–106 s until dom0 answered again.
     defaults: Mapping[str, str] = {"windsor_cadence_ms": "250", "windsor_impact_threshold_ms": "1000",
                                    "windsor_restart_budget": "60", "windsor_recovery_budget": "120",
                                    "windsor_guests": "4", "windsor_watch_after": "15"}
     fault_defaults: Mapping[str, Mapping[str, str]] = {  # ≫ the 1 s threshold
-        "stall": {"duration_s": "10"}, "throttle": {"duration_s": "10"}}
+        "stall": {"duration_s": "10"}, "throttle": {"duration_s": "10"}, "partition": {"duration_s": "10"},
+        "memory-pressure": {"duration_s": "10"}, "disk-error": {"duration_s": "10"},
+        "xenstore-storm": {"duration_s": "10"},
+        "crash-loop": {"wait_s": "300"}}  # a monolithic crash is a host reboot: 60–180 s here
     steady_timeout_s = 120.0  # the last guest created boots in ≈ 15 s under TCG
     lease_margin_s = 20.0  # the harness's own revert (one ssh command) took ≈ 1 s here under TCG
     settle_timeout_s = 60.0
@@ -286,9 +289,18 @@ class XenHost(Host):
         except HostError:
             return ""
 
+    def planned_target(self, topology: Topology, role: str, guest: str | None = None) -> Target:
+        """Kernel roles where the topology puts them; the process roles (xenstored, xenconsoled,
+        the device models) stay in dom0 here, whatever the topology says: no stub domains."""
+        if role in KERNEL_ROLES:
+            return super().planned_target(topology, role, guest)
+        return Target(role, "dom0", guest=guest)
+
     def locate(self, role: str, guest: str | None = None) -> Target:
-        if role not in self.roles or self.topology is None:
-            raise UsageError(f"role {role!r} cannot be faulted on {self.spec.scheme}:// (only {', '.join(self.roles)})")
+        """Where a role runs: kernel roles in their driver domain or dom0, the others in dom0 (which
+        faults may hit them is `cannot`'s business)."""
+        if self.topology is None:
+            raise UsageError(f"{self.spec.url}: no topology booted")
         return self.planned_target(self.topology, role, guest)
 
     def _stamped(self, command: str, timeout: float = 30.0) -> float:
@@ -341,27 +353,17 @@ class XenHost(Host):
             assert ended is not None
             return ended
 
-        # dom0: end wstall's window early if it still runs (a capped dom0 may not even answer ssh:
-        # wstall undoes the cap anyway); returns when the cap is gone
-        def uncapped() -> bool:
-            try:
-                return "uncapped" in self.remote.run(f"pkill -TERM -x wstall; cat {STATE}/wstall.out", timeout=30).out
-            except HostError:
-                return False
-
-        if not wait_until("dom0's CPU cap undone", uncapped, DOM0_STALL_MAX_S):
-            raise HostError(f"{self.spec.url}: dom0 still capped (wstall); run: xl sched-credit2 -d 0 -c 0")
-        said = self.remote.run(f"cat {STATE}/wstall.out").out.split()
-        log.info("%s: dom0 capped at %s, uncapped at %s", self.spec.url, said[1], said[-1])
+        uncapped = uncap_dom0(self.remote, self.spec.url, DOM0_STALL_MAX_S)
         self._end(lease, "harness")  # the cap is gone already: this clears the journal
-        return float(said[-1])
+        return uncapped
 
     def health(self, role: str, guest: str | None = None) -> Health:
         target = self.locate(role, guest)
         try:
             if target.domain == "dom0":
                 # windsor-boot wrote when this boot of dom0 was ready (prepare, on a host not rebooted since)
-                done = self.remote.run("pgrep -x xenconsoled >/dev/null && cat /run/windsor-ready", timeout=5)
+                daemon = "'o?xenstored'" if role == "xenstore" else "xenconsoled"
+                done = self.remote.run(f"pgrep -x {daemon} >/dev/null && cat /run/windsor-ready", timeout=5)
                 return Health(done.ok, float(done.out) if done.ok and done.out.strip() else None)
             domid = self.domains().get(target.domain)
             if domid is None:

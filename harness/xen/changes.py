@@ -9,11 +9,16 @@ run the undo in time, so `XenHost` gives it to ``wstall``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from harness.change import Change
 from harness.errors import HostError
+from harness.waiting import wait_until
+from harness.xen.payload import STATE
 from harness.xen.remote import Remote, q
+
+log = logging.getLogger("windsor.xen")
 
 
 def commands(change: Change, remote: Remote, domains: Callable[[], dict[str, str]]) -> tuple[str, str]:
@@ -31,13 +36,36 @@ def commands(change: Change, remote: Remote, domains: Callable[[], dict[str, str
         return gone + f"xl mem-set {dom} {have}m", f"xl mem-set {dom} {max(16, have * pct // 100)}m"
     if change.kind == "link-down":
         return link_down(change, domains())
+    if change.kind == "xenstore-storm":  # the guest's wrec storms while its data/windsor-storm is there
+        doms = domains()
+        if change.guest not in doms:
+            raise HostError(f"xenstore-storm: guest {change.guest!r} is not running")
+        guest = doms[change.guest]
+        node = f"/local/domain/{guest}/data/windsor-storm"
+        return f"xenstore-rm {node} 2>/dev/null; true", f"xenstore-write {node} 1 && xenstore-chmod {node} n{guest}"
     raise HostError(f"Xen hosts cannot apply {change.describe()}")
+
+
+def uncap_dom0(remote: Remote, url: str, wait_s: float) -> float:
+    """End a dom0 cap now: stop wstall's window early if it still runs (a capped dom0 may not even
+    answer ssh: wstall undoes the cap anyway); the host time the cap was gone."""
+    def uncapped() -> bool:
+        try:
+            return "uncapped" in remote.run(f"pkill -TERM -x wstall; cat {STATE}/wstall.out", timeout=30).out
+        except HostError:
+            return False
+
+    if not wait_until("dom0's CPU cap undone", uncapped, wait_s):
+        raise HostError(f"{url}: dom0 still capped (wstall); run: xl sched-credit2 -d 0 -c 0")
+    said = remote.run(f"cat {STATE}/wstall.out").out.split()
+    log.info("%s: dom0 capped at %s, uncapped at %s", url, said[1], said[-1])
+    return float(said[-1])
 
 
 def link_down(change: Change, doms: dict[str, str]) -> tuple[str, str]:
     """A partition: the guest's vif (``vifDOMID.0``; every vif without a guest) down where netback
     runs. In dom0 by ``ip link``; in a driver domain by its link keeper (dd-init.sh), which sets
-    down the vifs dom0 lists under its ``data/windsor-link``."""
+    down the vifs dom0 lists under its ``data/windsor-link`` (``vif7-0`` for vif7.0)."""
     if change.guest is not None and change.guest not in doms:
         raise HostError(f"link-down: guest {change.guest!r} is not running")
     vif = "all" if change.guest is None else f"vif{doms[change.guest]}.0"
@@ -45,6 +73,7 @@ def link_down(change: Change, doms: dict[str, str]) -> tuple[str, str]:
         each = ("for v in $(ls /sys/class/net | grep '^vif'); do ip link set $v {}; done" if vif == "all"
                 else f"ip link set {vif} {{}}")
         return f"{each.format('up')}; true", each.format("down")
+    vif = vif.replace(".", "-")  # a xenstore name has no dots: the link keeper reads vif7-0 as vif7.0
     if change.domain not in doms:
         raise HostError(f"link-down: {change.domain!r} is not running")
     dd = doms[change.domain]

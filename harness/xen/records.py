@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from harness.xen.payload import STATE
 
-RECORD = re.compile(rb"WREC (\d+\.\d{9}) ([a-z]+) (\d+)\r?$")
+RECORD = re.compile(rb"WREC (\d+\.\d{9}) ([a-z][a-z-]*) (\d+)\r?$")
 # xenconsoled's --timestamp=guest prefix; it also lands inside a line the console delivered in
 # two chunks ("WREC ... disk 1[2026-11-23 22:18:17] \n"), so every occurrence is dropped
 STAMP = re.compile(rb"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] ")

@@ -29,7 +29,8 @@ case ",$roles," in *,net,*)
     (while :; do
         cut=" $(xenstore-list "/local/domain/$me/data/windsor-link" 2>/dev/null | tr '\n' ' ') "
         for v in $(ls /sys/class/net | grep '^vif'); do
-            case "$cut" in *" $v "*|*" all "*) want=down w=0 ;; *) want=up w=1 ;; esac
+            k="${v%.*}-${v##*.}"  # vif7.0 is listed as vif7-0: xenstore names have no dots
+            case "$cut" in *" $k "*|*" all "*) want=down w=0 ;; *) want=up w=1 ;; esac
             f=$(cat "/sys/class/net/$v/flags" 2>/dev/null) || continue
             [ $((f & 1)) = "$w" ] && continue  # IFF_UP already as wanted
             ip link set "$v" "$want" && echo "WINDSOR: link $v $want" >/dev/console

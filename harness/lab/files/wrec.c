@@ -15,6 +15,15 @@
  *                                  only then print the record: a record is an acknowledged write.
  *                                  SEQ starts after the highest one already on the disk. A write
  *                                  stuck on a dead backend is left behind in its child process.
+ *                                  A write that fails is recorded as "disk-eio" and written again.
+ *   wrec storm POLL_MS             the xenstore storm, on demand: every POLL_MS it reads its own
+ *                                  data/windsor-storm; while that node is there (dom0 writes it:
+ *                                  the harness's change xenstore-storm), it writes data/storm/N
+ *                                  (64 nodes in turn) as fast as xenstored answers, adds a watch
+ *                                  on data/storm every 16 writes (up to 1024: xenstored's quota
+ *                                  says no first, recorded once as "xs-quota" with the count), and
+ *                                  records "xs-write" every 100 writes. Then it removes its watches
+ *                                  and nodes. It talks xenstore's wire protocol on /dev/xen/xenbus.
  *
  * A record is "WREC <unix seconds.nanoseconds> <device> <seq>" on stdout (the guest's console).
  * A PV guest's CLOCK_REALTIME comes from the wallclock Xen shares with every domain, so records
@@ -148,6 +157,8 @@ static int disk(unsigned long slots, long timeout_ms, long period_ms) {
         int rc = wait_for(pid, timeout_ms);
         if (rc == 0) {
             record("disk", seq++);
+        } else if (rc > 0) {
+            record("disk-eio", seq);  /* the write failed (an I/O error): seen, not acknowledged */
         } else if (rc < 0) {
             stuck = pid;
             strcpy(stuck_on, path);
@@ -213,6 +224,91 @@ static int net(const char *peer_ip, long period_ms, long timeout_ms, const char 
     }
 }
 
+/* xenstore's wire protocol (xen/io/xs_wire.h) on /dev/xen/xenbus: a request, then its answer;
+ * watch events (type 15) that arrive before it are read and dropped. 0: answered, -1: an error. */
+enum { XS_READ = 2, XS_WATCH = 4, XS_UNWATCH = 5, XS_WRITE = 11, XS_RM = 13, XS_EVENT = 15, XS_ERROR = 16 };
+struct xs_head { unsigned int type, req_id, tx_id, len; };
+static int xs_fd = -1;
+static unsigned int xs_req = 1;
+
+static int read_full(int fd, void *buf, size_t len) {
+    for (size_t got = 0; got < len;) {
+        ssize_t n = read(fd, (char *)buf + got, len - got);
+        if (n <= 0)
+            return -1;
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+static int xs(unsigned int type, const char *body, size_t len) {
+    char msg[256];
+    struct xs_head head = {type, xs_req++, 0, (unsigned int)len}, answer;
+    if (len + sizeof(head) > sizeof(msg))
+        return -1;
+    memcpy(msg, &head, sizeof(head));
+    memcpy(msg + sizeof(head), body, len);
+    if (write(xs_fd, msg, sizeof(head) + len) != (ssize_t)(sizeof(head) + len))
+        return -1;
+    for (;;) {
+        char buf[4096];
+        if (read_full(xs_fd, &answer, sizeof(answer)) != 0 || answer.len > sizeof(buf) ||
+            read_full(xs_fd, buf, answer.len) != 0)
+            return -1;
+        if (answer.type != XS_EVENT)
+            return answer.type == XS_ERROR ? -1 : 0;
+    }
+}
+
+/* "A\0B\0" or "A\0B" (a write's value has no trailing NUL): its length */
+static size_t two(char *out, size_t size, const char *a, const char *b, int nul) {
+    int n = snprintf(out, size, "%s%c%s", a, 0, b);
+    return (size_t)n + (nul ? 1 : 0);
+}
+
+static int storm(long poll_ms) {
+    static const char ask[] = "data/windsor-storm";
+    xs_fd = open("/dev/xen/xenbus", O_RDWR);
+    if (xs_fd < 0) {
+        perror("wrec storm: /dev/xen/xenbus");
+        return 1;
+    }
+    for (unsigned long n = 0;; sleep_ms(poll_ms)) {
+        if (xs(XS_READ, ask, sizeof(ask)) != 0)
+            continue;  /* not asked to storm */
+        unsigned long watches = 0;
+        int refused = 0;
+        char body[96], token[32], value[32];
+        for (;; n++) {
+            snprintf(token, sizeof(token), "data/storm/%lu", n % 64);
+            snprintf(value, sizeof(value), "%lu", n);
+            if (xs(XS_WRITE, body, two(body, sizeof(body), token, value, 0)) != 0 && !refused) {
+                record("xs-write-refused", n);
+                refused = 1;
+            }
+            if (n % 16 == 0 && watches < 1024 && refused < 2) {
+                snprintf(token, sizeof(token), "w%lu", watches);
+                if (xs(XS_WATCH, body, two(body, sizeof(body), "data/storm", token, 1)) == 0) {
+                    watches++;
+                } else {
+                    record("xs-quota", watches);  /* xenstored refused one more watch */
+                    refused = 2;
+                }
+            }
+            if ((n + 1) % 100 == 0) {
+                record("xs-write", n + 1);
+                if (xs(XS_READ, ask, sizeof(ask)) != 0)
+                    break;  /* dom0 took it back: the storm is over */
+            }
+        }
+        for (unsigned long w = 0; w < watches; w++) {
+            snprintf(token, sizeof(token), "w%lu", w);
+            xs(XS_UNWATCH, body, two(body, sizeof(body), "data/storm", token, 1));
+        }
+        xs(XS_RM, "data/storm", sizeof("data/storm"));
+    }
+}
+
 int main(int argc, char **argv) {
     signal(SIGCHLD, SIG_DFL);
     if (argc == 2 && strcmp(argv[1], "now") == 0) {
@@ -229,6 +325,8 @@ int main(int argc, char **argv) {
         return net(argv[2], atol(argv[3]), atol(argv[4]), argv[5]);
     if (argc == 5 && strcmp(argv[1], "disk") == 0 && strtoul(argv[2], NULL, 10) > 0)
         return disk(strtoul(argv[2], NULL, 10), atol(argv[3]), atol(argv[4]));
+    if (argc == 3 && strcmp(argv[1], "storm") == 0)
+        return storm(atol(argv[2]));
     if (argc == 4 && strcmp(argv[1], "beat") == 0) {
         long period_ns = atol(argv[3]) * 1000000L;
         struct timespec next;
@@ -246,6 +344,6 @@ int main(int argc, char **argv) {
         }
     }
     fprintf(stderr, "usage: wrec now | stamp DEVICE SEQ | beat DEVICE PERIOD_MS | "
-                    "net PEER_IP PERIOD_MS TIMEOUT_MS HOOK | disk SLOTS TIMEOUT_MS PERIOD_MS\n");
+                    "net PEER_IP PERIOD_MS TIMEOUT_MS HOOK | disk SLOTS TIMEOUT_MS PERIOD_MS | storm POLL_MS\n");
     return 2;
 }
