@@ -33,8 +33,8 @@ from harness.sim.leaks import LATE_STALL_ENV
 OUT = Path("out") / "accuracy.json"
 FALSE_ALARM = re.compile(r"impact escaped the blast radius|restarted outside the blast radius")
 LEAK_CASES = (  # leak, the case it shows in, what the failure must say
-    ("hidden-dependency", "netback-stall", "escaped the blast radius of netdd: [('g01', 'disk')"),
-    ("late-stall", "netback-kill", "escaped the blast radius of netdd: [('g03', 'console')"),
+    ("hidden-dependency", "netback-stall", "escaped the blast radius of netdd: g01:disk"),
+    ("late-stall", "netback-kill", "escaped the blast radius of netdd: g03:console"),
     ("lost-write", "blkback-kill", "1 acknowledged write lost"),
     ("hollow-service", "netback-kill", "but impacted guest devices never progressed again"),
 )

@@ -63,8 +63,8 @@ CHECKS: tuple[Check, ...] = (
           lambda p: None if p["disturbed"] == NONE else f"restarted outside the blast radius: {p['disturbed']}"),
     Check("no-write-lost", "no acknowledged write lost", ("acked_writes_lost",),
           lambda p: None if p["acked_writes_lost"] == "0" else
-          f"{p['acked_writes_lost']} acknowledged writes lost: the guests' disks do not hold what blkback "
-          "acknowledged"),
+          f"{p['acked_writes_lost']} acknowledged write{'s' * (p['acked_writes_lost'] != '1')} lost: the guests' "
+          "disks do not hold what blkback acknowledged"),
     Check("host", "the host survived unless the fault crashes it by design", ("host_survived", "expected_host_crash"),
           _host),
     Check("restarted", "the service came back", ("service_restart_s",),

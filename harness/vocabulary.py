@@ -34,7 +34,7 @@ PROPERTIES: tuple[Property, ...] = (
     _p("topology", "topology"),
     _p("seed", "seed"),
     _p("guests_total", "guests", meaning="guests on the host"),
-    _p("guests_impacted", "blast radius (guests impacted)", "impacted", headline=True,
+    _p("guests_impacted", "guests impacted", "impacted", headline=True,
        meaning="guests with an impacted device"),
     _p("guests_expected_impacted", "guests the blast radius allows",
        meaning="guests with a device the fault may take down"),

@@ -92,7 +92,8 @@ def look(page: Path, timeout: float = 120.0) -> Seen:
 
 
 def screenshot(page: Path, png: Path, width: int = 1400, timeout: float = 120.0) -> Path:
-    """A PNG of the whole page at `width` CSS pixels."""
+    """A PNG of the page at `width` CSS pixels: all of it up to 16000 pixels tall (a longer page is cut
+    there: a bigger window is what Chromium renders slowly or not at all)."""
     height = min(max(look(page, timeout).height, 600), 16000)
     png.parent.mkdir(parents=True, exist_ok=True)
     tmp = png.with_name(f".{png.stem}.partial-{os.getpid()}.png")  # chromium picks the format by extension
