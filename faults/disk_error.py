@@ -19,10 +19,6 @@ class DiskError(Fault):
     target_kind = "guest-disk"
     needs = frozenset({"disk-error"})
 
-    @property
-    def window_s(self) -> float:
-        return float(self.params.duration_s)
-
     @classmethod
     def blast(cls, topology: Topology, role: str, guest: str | None = None, params: Any = None) -> Blast:
         return Blast(frozenset(), pairs=frozenset({(guest, "disk")} if guest else set()))

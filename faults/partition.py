@@ -25,10 +25,6 @@ class Partition(Fault):
     target_kind = "guest-link"
     needs = frozenset({"link-down"})
 
-    @property
-    def window_s(self) -> float:
-        return float(self.params.duration_s)
-
     @classmethod
     def blast(cls, topology: Topology, role: str, guest: str | None = None, params: Any = None) -> Blast:
         # the guest's echo partner loses its pongs too (harness/model.py, `peers`): Blast.links says so

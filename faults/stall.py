@@ -29,10 +29,6 @@ class Stall(Fault):
     Params = StallParams
     needs = frozenset({"pause"})
 
-    @property
-    def window_s(self) -> float:
-        return float(self.params.duration_s)
-
     def _inject(self) -> float:
         # the host ends the stall by itself when the lease (window + margin) ends
         return self.apply(Change.at("pause", self.target))

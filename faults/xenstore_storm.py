@@ -20,10 +20,6 @@ class XenstoreStorm(Fault):
     applies_to = ("xenstore",)
     needs = frozenset({"xenstore-storm"})
 
-    @property
-    def window_s(self) -> float:
-        return float(self.params.duration_s)
-
     @classmethod
     def blast(cls, topology: Topology, role: str, guest: str | None = None, params: Any = None) -> Blast:
         return Blast(frozenset(), guests=frozenset({guest} if guest else set()))

@@ -214,8 +214,9 @@ class Fault(ABC):
 
     @property
     def window_s(self) -> float:
-        """How long the fault holds before it is reverted (0: it is instantaneous)."""
-        return 0.0
+        """How long the fault holds before it is reverted: its ``duration_s`` parameter if it has
+        one, else 0 (instantaneous). Override it for a window made of other parameters."""
+        return float(getattr(self.params, "duration_s", 0.0))
 
     def inject(self) -> None:
         with critical():

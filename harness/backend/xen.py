@@ -336,10 +336,8 @@ class XenHost(Host):
         return self._stamped(f"{take} && (sleep {DOM0_STALL_DELAY_S}; {stall}) >{STATE}/wstall.out 2>&1 "
                              "</dev/null &") + DOM0_STALL_DELAY_S
 
-    def _end(self, lease: Lease | None, why: str) -> float | None:
+    def _end(self, lease: Lease, why: str) -> float:
         """End a lease in the control domain (runs its undo); the host time it was undone."""
-        if lease is None:
-            return None
         words = self.remote.run(f"{tool('windsor-lease')} end {q(lease.id)} {q(why)}", timeout=60).out.split()
         if len(words) < 2 or (words[0] != "none" and words[-1] != "rc=0"):
             raise HostError(f"{self.spec.url}: could not end {lease.describe()}: {' '.join(words)}")
@@ -349,9 +347,7 @@ class XenHost(Host):
 
     def _undo(self, lease: Lease, change: Change) -> float:
         if not (change.domain == "dom0" and change.kind in ("pause", "cap")):
-            ended = self._end(lease, "harness")
-            assert ended is not None
-            return ended
+            return self._end(lease, "harness")
 
         uncapped = uncap_dom0(self.remote, self.spec.url, DOM0_STALL_MAX_S)
         self._end(lease, "harness")  # the cap is gone already: this clears the journal

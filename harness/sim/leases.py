@@ -29,7 +29,7 @@ import psutil
 
 from harness.atomic import write_atomic
 from harness.lease import Owner
-from harness.sim.changes import undo_record
+from harness.sim.changes import Plan, undo_record
 
 ORPHAN_LINGER_S = 5.0
 CAP_PERIOD_S = 0.1  # a throttled tree runs cap % of each period, and is stopped for the rest
@@ -176,15 +176,14 @@ class LeaseKeeper:
         self.lock = threading.Lock()
         journal_dir(root).mkdir(parents=True, exist_ok=True)
 
-    def take(self, lease: dict[str, Any], target: str, procs: list[psutil.Process], cap_pct: int = 0,
-             undo: dict[str, Any] | None = None, apply: Callable[[], None] | None = None,
-             change: dict[str, Any] | None = None) -> float:
-        """Journal the lease (with `change`, and the `undo` record that takes it back), arm its
-        end, then apply it: `apply()`, else stop `procs` (or, with `cap_pct`, let them run only
-        that share of the time); the time it took effect."""
+    def take(self, lease: dict[str, Any], target: str, change: dict[str, Any], todo: Plan) -> float:
+        """Journal the lease (with `change`, and the undo record that takes it back), arm its
+        end, then apply it as `todo` says (harness/sim/changes.py): `todo.apply()`, else stop its
+        processes (with a cap: let them run only that share of the time); the time it took effect."""
+        procs, cap_pct = todo.procs, todo.cap_pct
         total = float(lease["window_s"]) + float(lease["margin_s"])
         now_mono, now_wall = time.monotonic(), time.time()
-        entry = {**lease, "target": target, "host": self.host_info, "change": change, "undo": undo or {},
+        entry = {**lease, "target": target, "host": self.host_info, "change": change, "undo": todo.undo,
                  "pids": [[p.pid, p.create_time()] for p in procs], "cap_pct": cap_pct,
                  "taken_mono": now_mono, "expires_mono": now_mono + total,
                  "taken_wall": now_wall, "expires_wall": now_wall + total}
@@ -196,8 +195,8 @@ class LeaseKeeper:
             self.held[lease["id"]] = held
         timer.start()
         hit = time.monotonic()
-        if apply is not None:
-            apply()
+        if todo.apply is not None:
+            todo.apply()
         elif cap_pct:
             held.duty = threading.Thread(target=duty_cycle, args=(procs, cap_pct, held.ended), daemon=True)
             held.duty.start()

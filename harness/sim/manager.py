@@ -302,7 +302,7 @@ class Manager:
                 return str(self.guests[guest]["mac"])
 
         todo = changes.plan(change, self.run_dir, tree, mac_of)
-        hit = self.leases.take(dict(msg["lease"]), entity, todo.procs, todo.cap_pct, todo.undo, todo.apply, change)
+        hit = self.leases.take(dict(msg["lease"]), entity, change, todo)
         self.event("changed", domain=entity, kind=change["kind"], guest=change.get("guest"), lease=msg["lease"]["id"])
         if change["kind"] in ("pause", "cap"):
             self.leak_late_stall(domain)
