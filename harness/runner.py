@@ -248,8 +248,9 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
         phase("recovery")
         allowed = set(before) if blast.host_crash else {target.entity}
         disturbed = tuple(sorted(n for n, inc in before.items() if n not in allowed and after.get(n) != inc))
+        made_again = frozenset(g.name for g in guests if not survived or after.get(g.name) != before.get(g.name))
         observed = Observation(progress, all_pairs, blast.expected(guests), (t_steady, t0), t0,
-                               t_back if ok else t_end, t_end, opts.cadence_s, opts.impact_threshold_s)
+                               t_back if ok else t_end, t_end, opts.cadence_s, opts.impact_threshold_s, made_again)
         metrics, impacts = compute(observed, restart_s, lost, survived)
         events = {p: n for p, ts in progress.items() if p not in all_pairs
                   and (n := bisect.bisect_right(ts, t_end) - bisect.bisect_left(ts, t0))}

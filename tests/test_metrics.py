@@ -97,3 +97,19 @@ def test_noise_is_measured_before_the_fault_only() -> None:
     times = steady(0.0, 1.2) + steady(1.8, 3.0)  # late: silent 0.6 s from 1.2, fault at 1.0 over at once
     metrics, impacts = compute(obs(1.0, 3.0, times=times), 0.01, 0, True)
     assert impacts[NET].noise_s < 0.001 and metrics.impacted == {NET}
+
+
+def test_a_guest_made_again_is_impacted_however_short_its_gap() -> None:
+    """sim:// reboots a whole host in about 0.1 s: with a noisy quiet window (a busy machine), the
+    reboot's gap fell under twice the noise and a guest killed with its host counted as untouched."""
+    times = [t for t in steady(0.0, 1.0) if not 0.10 < t < 0.15 and not 0.50 < t < 0.57]
+    # 40 ms of jitter before the fault (needed: 2 × 0.04), then a 60 ms gap at the fault
+    seen = obs(0.505, 1.0, times=times)
+    assert not compute(seen, None, 0, False)[0].guests_impacted  # the gap alone is under 2 × noise
+    again = Observation(seen.progress, seen.pairs, seen.expected, seen.quiet, seen.t0, seen.own_until, seen.t_end,
+                        seen.cadence, seen.threshold, frozenset({"g1"}))
+    impact = pair_impact(times, again, 0.04, restarted=True)
+    assert impact.impacted and impact.outages == 1 and impact.gap_end == 0.57
+    metrics, _ = compute(again, None, 0, False)
+    assert metrics.guests_impacted == 1 and metrics.guest_recovery_s is not None
+    assert abs(metrics.guest_recovery_s - (0.57 - 0.505)) < 1e-9
