@@ -157,3 +157,25 @@ def compute(obs: Observation, restart_s: float | None, acked_writes_lost: int,
         expected=obs.expected,
     )
     return metrics, impacts
+
+
+PROBE = "xs"  # each guest's xenstore probe: a write and a read back of its own node per period
+
+
+def xenstore_late(progress: Mapping[Pair, list[float]], quiet: tuple[float, float], t0: float, t_end: float,
+                  skip: str | None = None) -> float | None:
+    """How late the guests' xenstore round trips came, at worst, from the fault to the end of
+    observation: a probe's longest gap there less its usual gap (its median in the quiet window),
+    over every guest but `skip` (the one the fault drives: a storming guest). None: no probe."""
+    late = []
+    for (guest, device), times in progress.items():
+        if device != PROBE or guest == skip:
+            continue
+        usual = sorted(b - a for a, b in itertools.pairwise(t for t in times if quiet[0] <= t <= quiet[1]))
+        if not usual:
+            continue
+        edges = [t for t in times if t0 <= t <= t_end]
+        before = [t for t in times if t < t0][-1:]
+        gaps = [b - a for a, b in itertools.pairwise([*before, *edges, t_end])]
+        late.append(max(0.0, max(gaps, default=0.0) - usual[len(usual) // 2]))
+    return max(late) if late else None

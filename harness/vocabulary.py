@@ -64,6 +64,9 @@ PROPERTIES: tuple[Property, ...] = (
     _p("disturbed", "disturbed", baseline=False, meaning="entities outside the blast radius that restarted"),
     _p("guest_events", "what guests saw", baseline=False,
        meaning="records besides progress: disk-eio (an I/O error), xs-write (100 xenstore writes of a storm)"),
+    _p("xenstore_late_s", "other guests' xenstore lateness", "xs late s", "s",
+       meaning="how late, at worst, the guests' xenstore round trips came after the fault (the guest the fault "
+               "drives aside): each guest's probe writes and reads back its own node every period"),
     _p("restart_budget_s", "restart budget", unit="s", baseline=False),
     _p("recovery_budget_s", "recovery budget", unit="s", baseline=False),
     _p("build", "build", baseline=False, meaning="what runs on the host"),

@@ -41,6 +41,16 @@ def test_partition_memory_and_storm_on_real_xen(tmp_path: Path) -> None:
     assert mem["acked_writes_lost"] == "0" and mem["host_survived"] == "true", mem
 
 
+def test_disk_error_on_real_xen(tmp_path: Path) -> None:
+    """g01's disk: dm's error table under it (in blkdd by its disk keeper; in dom0 by dmsetup)."""
+    got = suite(tmp_path, "--roles", "blkback", "--faults", "disk-error")
+    for side in ("", "baseline."):
+        err = got["blkback-disk-error"]
+        assert err[f"{side}impacted"] == "g01:disk" and err[f"{side}acked_writes_lost"] == "0", err
+        assert err[f"{side}guest_events"].startswith("g01:disk-eio=") and err[f"{side}host_survived"] == "true", err
+        assert err[f"{side}guest_recovery_s"] != "none", err
+
+
 def test_crash_loop_on_real_xen(tmp_path: Path) -> None:
     got = suite(tmp_path, "--roles", "netback", "--faults", "crash-loop")
     loop = got["netback-crash-loop"]

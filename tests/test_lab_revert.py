@@ -71,12 +71,14 @@ def lease_ends(lab: Lab, pid: int) -> list[dict[str, str]]:
 
 def held(lab: Lab) -> str:
     """What in dom0 still holds a fault: paused domains, a CPU cap, wstall, journalled leases, a
-    driver domain short of memory, a vif listed as cut, a guest asked to storm xenstore."""
+    driver domain short of memory, a vif listed as cut, a disk listed as failing, a guest asked to
+    storm xenstore."""
     said = lab.ssh("xl list | awk 'NR > 1 && $5 ~ /p/ { print \"paused\", $1 }'; "
                    "xl sched-credit2 | awk 'NR > 1 && $4 != 0 && $4 ~ /^[0-9]+$/ { print \"capped\", $1 }'; "
                    f"xl list | awk 'NR > 1 && $1 ~ /dd$/ && $3 < {DD_MEMORY_MB} {{ print \"squeezed\", $1 }}'; "
                    "for d in $(xenstore-list /local/domain); do "
                    "xenstore-list /local/domain/$d/data/windsor-link 2>/dev/null | sed \"s/^/cut /\"; "
+                   "xenstore-list /local/domain/$d/data/windsor-disk 2>/dev/null | sed \"s/^/failing disk /\"; "
                    "xenstore-exists /local/domain/$d/data/windsor-storm 2>/dev/null && echo storm $d; done; "
                    f"pgrep -x wstall >/dev/null && echo wstall running; {LEASE_TOOL} list", 60)
     return said.stdout.strip()
@@ -91,6 +93,8 @@ def in_effect(lab: Lab, fault: str, target: str) -> bool:
         check = "grep -q capped /var/lib/windsor/state/wstall.out"
     elif fault == "partition":  # netdd's link keeper is told which vif to cut
         check = f"[ -n \"$(xenstore-list {dom}/data/windsor-link 2>/dev/null)\" ]"
+    elif fault == "disk-error":  # blkdd's disk keeper is told whose disk to fail
+        check = f"[ -n \"$(xenstore-list {dom}/data/windsor-disk 2>/dev/null)\" ]"
     elif fault == "memory-pressure":
         check = f"xl list {target} | awk 'NR == 2 && $3 < {DD_MEMORY_MB} {{ found = 1 }} END {{ exit !found }}'"
     elif fault == "xenstore-storm":
@@ -126,7 +130,7 @@ CASES = ([("stall", t, "netdd-only", "netdd") for t in TRIGGERS]
          + [("stall", "sigkill", "monolithic", "dom0"), ("throttle", "sigkill", "netdd-only", "netdd")]
          # every other change Xen applies, with the harness SIGKILLed: the host undoes it by itself
          + [("partition", "sigkill", "netdd-only", "netdd"), ("memory-pressure", "sigkill", "netdd-only", "netdd"),
-            ("xenstore-storm", "sigkill", "netdd-only", "g02")])
+            ("xenstore-storm", "sigkill", "netdd-only", "g02"), ("disk-error", "sigkill", "disaggregated", "blkdd")])
 # CI keeps what only the host can do: the dead-man's switch of a driver domain's pause (the lease
 # watcher) and of a dom0 cap (wstall), and `windsor recover` (below). The in-process triggers end a
 # fault by the harness's own revert, the path of every case's normal end and the one that
@@ -144,7 +148,7 @@ def test_lab_fault_is_reverted_however_the_run_ends(
     status, window, extra = TRIGGERS[trigger]
     window = DOM0_WINDOW_S if target == "dom0" else window
     mark = tmp_path / "trigger"
-    role = installed_faults()[fault].roles()[0] if fault == "xenstore-storm" else "netback"
+    role = installed_faults()[fault].roles()[0] if fault in ("xenstore-storm", "disk-error") else "netback"
     argv = pytest_argv(str(SCENARIO), "--host", "lab://", "--topology", topology, "--roles", role,
                        "--faults", fault, "--no-baseline", "--guests", "2",
                        "--fault-param", f"{fault}.duration_s={window}", f"--junitxml={tmp_path / 'j.xml'}", *extra)

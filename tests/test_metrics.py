@@ -113,3 +113,15 @@ def test_a_guest_made_again_is_impacted_however_short_its_gap() -> None:
     metrics, _ = compute(again, None, 0, False)
     assert metrics.guests_impacted == 1 and metrics.guest_recovery_s is not None
     assert abs(metrics.guest_recovery_s - (0.57 - 0.505)) < 1e-9
+
+
+def test_xenstore_lateness_is_the_longest_probe_gap_beyond_its_usual() -> None:
+    from harness.metrics import xenstore_late
+    usual = steady(0.0, 1.0, 0.05)  # the probe every 50 ms before the fault at 1.0
+    slow = [*usual, 1.05, 1.10, 1.45, 1.50, 1.55]  # one round trip 300 ms late
+    storming = [*usual, 2.0]  # the guest the fault drives: not counted
+    progress = {("g1", "xs"): slow, ("g2", "xs"): storming, ("g1", "net"): steady(0.0, 1.6)}
+    late = xenstore_late(progress, (0.0, 1.0), 1.0, 1.6, skip="g2")
+    assert late is not None and abs(late - 0.30) < 1e-9
+    assert abs((xenstore_late(progress, (0.0, 1.0), 1.0, 1.6) or 0) - 0.55) < 1e-9  # g2 counted: silent to the end
+    assert xenstore_late({("g1", "net"): steady(0.0, 1.6)}, (0.0, 1.0), 1.0, 1.6) is None  # no probe: no figure

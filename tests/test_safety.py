@@ -41,11 +41,11 @@ def test_dry_run_shows_what_the_interlocks_would_refuse(tmp_path: Path) -> None:
                timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     # netback: kill, stall, throttle, crash-loop, memory-pressure, partition; blkback the same but
-    # partition (not its role) and disk-error (not on Xen yet): 11 scenarios whose baselines hit dom0;
-    # and xenstore-storm, whose target is a guest on both topologies: 13 run, the other 21 skipped
-    assert "13 fault injections would run, 11 would be refused, 42 skipped" in done.stdout
+    # partition (not its role), and disk-error: 12 scenarios whose baselines hit dom0; and
+    # xenstore-storm, whose target is a guest on both topologies: 14 run, the other 20 skipped
+    assert "14 fault injections would run, 12 would be refused, 40 skipped" in done.stdout
     refused = [x for x in done.stdout.splitlines() if "REFUSED (dom0 faults not allowed here)" in x]
-    assert len(refused) == 11 and all("monolithic (baseline)" in x for x in refused)
+    assert len(refused) == 12 and all("monolithic (baseline)" in x for x in refused)
     assert any(x.startswith("netback-stall") and " netdd " in x and " 30s " in x for x in done.stdout.splitlines())
     # and the same run for real stops before anything, with the fix
     real = run(*pytest_argv("suites", "--host", f"xen+ssh://root@xen-prod-1?inventory={inventory}"), timeout=60)

@@ -69,6 +69,9 @@ def test_the_catalogue_shows_what_each_fault_must(matrix_junit: Path) -> None:
         _, s, _ = got["test_fault_contained[xenstore-xenstore-storm]"]  # the last guest storms; nobody else notices
         assert s[f"{side}guest_events"].startswith("g06:xs-write=") and int(s[f"{side}guest_events"][13:]) >= 1, s
         assert set(s[f"{side}impacted"].split()) <= {"none", *(f"g06:{dev}" for dev in ("net", "disk", "heartbeat"))}
+        assert float(s[f"{side}xenstore_late_s"]) >= 0, s  # the others' probes measured it (a figure, not none)
+        _, x, _ = got["test_fault_contained[xenstore-stall]"]  # xenstored stopped 1 s: every probe waited it out
+        assert 0.9 <= float(x[f"{side}xenstore_late_s"]) < 2.0, x
     for role in ("netback", "blkback", "xenstore"):
         _, c, _ = got[f"test_fault_contained[{role}-crash-loop]"]
         assert len(c["fault_hits_s"].split()) == 3 and len(c["baseline.fault_hits_s"].split()) == 3, c

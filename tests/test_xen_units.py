@@ -65,7 +65,10 @@ def test_disaggregated_plan_puts_backends_in_driver_domains() -> None:
     g01 = plan.files["auto/51-g01.cfg"]
     assert "backend=netdd" in g01 and "backend=blkdd" in g01 and "windsor.cadence=250" in g01
     assert plan.files["attach/g01"].splitlines()[0].startswith("net netdd ")
-    assert "/disks/g01.img" in plan.files["auto/10-blkdd.cfg"]
+    blkdd = plan.files["auto/10-blkdd.cfg"]
+    disk_guests = [g.name for g in guests if g.disk]  # in blkdd's xvdb, xvdc... order: windsor-GUEST over each
+    assert "/disks/g01.img" in blkdd and f"windsor.disks={','.join(disk_guests)} " in blkdd
+    assert "target=/dev/mapper/windsor-g01" in g01
 
 
 def test_monolithic_plan_keeps_backends_in_dom0() -> None:
@@ -73,6 +76,7 @@ def test_monolithic_plan_keeps_backends_in_dom0() -> None:
     assert plan.services == {}
     assert not any(name.startswith(("service/", "auto/1")) for name in plan.files)
     assert "backend=" not in plan.files["auto/51-g01.cfg"]
+    assert "target=/var/lib/windsor/state/disks/g01.dev" in plan.files["auto/51-g01.cfg"]  # windsor-topo's
 
 
 def test_inventory(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 
 class XenHost(Host):
     roles = ("netback", "blkback")
-    capabilities = frozenset({"kill", "pause", "cap", "memory", "link-down", "xenstore-storm"})
+    capabilities = frozenset({"kill", "pause", "cap", "memory", "link-down", "disk-error", "xenstore-storm"})
     # Real Xen under TCG is slow: a driver domain came back 19–29 s after its crash here, and a
     # monolithic host crash took 68–106 s until dom0 answered again.
     defaults: Mapping[str, str] = {"windsor_cadence_ms": "250", "windsor_impact_threshold_ms": "1000",

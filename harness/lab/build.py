@@ -26,7 +26,7 @@ SUITE = "bookworm"
 LAB_APT = ("qemu-system-x86", "qemu-utils", "debootstrap", "cpio", "kmod", "openssh-client", "gcc", "libc6-dev",
            "e2fsprogs")
 DOM0_PACKAGES = ("xen-utils-4.17", "iproute2", "bridge-utils", "busybox", "kmod", "openssh-server",
-                 "procps", "iputils-ping", "coreutils")
+                 "procps", "iputils-ping", "coreutils", "dmsetup")
 # dom0's Xen userland, overlaid at exactly the hypervisor's version (debootstrap takes the suite's
 # older one: with xen-utils 4.17.5 on a 4.17.7 hypervisor, xl corrupted its heap now and then)
 XEN_USERLAND = ("xen-utils-4.17", "xen-utils-common", "xenstore-utils", "libxenmisc4.17", "libxencall1",
@@ -34,7 +34,7 @@ XEN_USERLAND = ("xen-utils-4.17", "xen-utils-common", "xenstore-utils", "libxenm
                 "libxenstore4", "libxentoolcore1", "libxentoollog1")
 DOM0_MODULES = ("xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenfs", "xen-netback",
                 "xen-blkback", "xen-netfront", "xen-blkfront", "bridge", "virtio_pci", "virtio_net", "virtio_blk",
-                "ext4", "loop")
+                "ext4", "loop", "dm-mod")
 PRUNE = ("usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/info", "var/cache/apt",
          "var/lib/apt/lists", "usr/share/zoneinfo")
 

@@ -15,7 +15,7 @@ from harness.lab.build import FILES, LabFiles, pack, run, stage
 
 GUEST_MODULES = ("xen-netfront", "xen-blkfront")
 DD_MODULES = ("xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenfs", "xen-netback", "bridge",
-              "xen-blkback", "xen-blkfront")
+              "xen-blkback", "xen-blkfront", "dm-mod")
 HOTPLUG = ("windsor-vif", "windsor-block")  # our lean hotplug scripts (harness/xen/payload.py)
 # path in dom0's root → path in the driver domain's root
 DD_BINARIES = {
@@ -24,6 +24,7 @@ DD_BINARIES = {
     "bin/ip": "sbin/ip",
     "usr/sbin/brctl": "usr/sbin/brctl",
     "usr/bin/flock": "usr/bin/flock",
+    "usr/sbin/dmsetup": "usr/sbin/dmsetup",  # each guest disk a device-mapper device (disk-error)
     **{f"usr/bin/{tool}": f"usr/bin/{tool}" for tool in ("stat", "dirname", "basename", "readlink", "mktemp")},
     **{f"usr/bin/xenstore-{op}": f"usr/bin/xenstore-{op}"
        for op in ("read", "write", "rm", "exists", "list", "ls", "chmod", "watch")},

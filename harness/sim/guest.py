@@ -22,6 +22,7 @@ from harness.sim.xsclient import XsClient
 
 BLOCK = 64
 RETRY_S, UNREACHABLE_RETRY_S = 0.25, 0.01  # a ping with no pong is sent again; one to a peer not there yet, soon
+PROBE_CADENCES = 5  # the xenstore probe's period, in cadences (6 guests at sim's 10 ms: 240 requests/s)
 KIND = {"net": "vif", "disk": "vbd", "console": "console", "emul": "dm"}
 
 
@@ -185,6 +186,21 @@ def device_loop(fe: Frontend, work: Workload, rec: Recorder, ticker: Ticker) -> 
             chan.close()
 
 
+def xs_probe(xs: XsClient, domid: int, rec: Recorder, ticker: Ticker) -> None:
+    """The guest's xenstore probe: a write and a read back of its own node each tick, recorded as
+    ``xs`` (not a device: the harness reads how late its round trips came, `harness/probe.py`)."""
+    node, n = f"/local/domain/{domid}/data/probe", 0
+    while not ticker.stop.is_set():
+        ticker.wait()
+        try:
+            xs.write(node, n)
+            if xs.read(node) == str(n):
+                rec.record("xs", n)
+                n += 1
+        except OSError:
+            pass  # xenstore is away: the probe's gap says for how long
+
+
 def run_guest(cfg: dict[str, Any]) -> None:
     name, domid, run_dir = cfg["name"], int(cfg["domid"]), cfg["run_dir"]
     cadence = float(cfg["cadence"])
@@ -207,6 +223,8 @@ def run_guest(cfg: dict[str, Any]) -> None:
         fe = Frontend(xs, domid, KIND[work.device])
         ticker = Ticker(cadence, rng.uniform(0, cadence), stop)
         threading.Thread(target=device_loop, args=(fe, work, rec, ticker), daemon=True).start()
+    probe = Ticker(cadence * PROBE_CADENCES, rng.uniform(0, cadence), stop)
+    threading.Thread(target=xs_probe, args=(xs, domid, rec, probe), name="xs-probe", daemon=True).start()
     announce({"name": name})
     beat = Ticker(cadence, rng.uniform(0, cadence), stop)
     storm = Storm(xs, domid, run_dir, name, stop, rec.record)

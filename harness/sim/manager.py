@@ -12,6 +12,7 @@ Control requests arrive on ``s/manager.sock`` as JSON lines; see `Manager.handle
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -68,6 +69,7 @@ class Manager:
         self.guests: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
         self.state, self.boots, self.next_domid = "down", 0, 1
+        self.in_reboot = self.again = False  # one reboot at a time; dom0 dead again during it: start over
         self.stop = threading.Event()
         self.xs = XsClient(paths.xenstore(run_dir), self.stop)
         self.orphan = False
@@ -122,13 +124,13 @@ class Manager:
         if not current:
             return
         self.event("died", domain=dom.name, domid=dom.domid, pid=dom.pid)
+        if dom.kind == "dom0" and (self.state == "running" or self.in_reboot):
+            self.reboot()
         if self.state != "running":
             return
         if dom.kind in ("service", "dm"):
             self.leak_late_stall(dom.name)
-        if dom.kind == "dom0":
-            self.reboot()
-        elif dom.kind in ("service", "dm"):
+        if dom.kind in ("service", "dm"):
             self.rebuild(dom)
 
     def rebuild(self, dead: Dom) -> None:
@@ -163,7 +165,7 @@ class Manager:
         return out
 
     # -- host lifecycle ----------------------------------------------------------------------
-    def boot(self) -> Msg:
+    def boot(self, then: str = "running") -> Msg:
         with self.lock:
             self.state, self.next_domid = "booting", 1
             self.boots += 1
@@ -181,23 +183,46 @@ class Manager:
         with ThreadPoolExecutor(max_workers=max(1, len(rest))) as pool:
             list(pool.map(lambda spec: self.spawn(*spec), rest))
         with self.lock:
-            self.state = "running"
+            self.state = then
         self.event("booted", boot=self.boots)
         return {"ok": True, "boot": self.boots}
 
     def reboot(self) -> None:
+        """dom0 died: every domain goes, the host boots again, and its guests are created again.
+        One at a time: when dom0 dies again meanwhile (a crash loop), the reboot starts over — two
+        at once handed one domid to two guests, and one guest's disk to another."""
         with self.lock:
-            self.state = "rebooting"
-        self.event("host-crash")
-        self.kill_all()
-        self.boot()
-        for spec in list(self.guests.values()):
-            spec["boot"] = spec.get("boot", 0) + 1
-            spec["running"] = False
+            if self.in_reboot:
+                self.again = True
+                return
+            self.in_reboot = True
+        for attempt in itertools.count(1):
+            with self.lock:
+                self.state, self.again = "rebooting", False
+            self.event("host-crash")
+            self.kill_all()
             try:
-                request(paths.toolstack(self.run_dir), {"op": "create", "guest": spec}, timeout=30.0)
-            except OSError as exc:
-                self.event("autostart-failed", domain=spec["name"], error=str(exc))
+                self.boot(then="rebooting")
+            except (SpawnError, OSError) as exc:
+                self.event("boot-failed", error=str(exc), attempt=attempt)
+                if attempt < 5:
+                    continue
+                with self.lock:
+                    self.state, self.in_reboot = "failed", False
+                return
+            for spec in list(self.guests.values()):
+                if self.again:
+                    break
+                spec["boot"] = spec.get("boot", 0) + 1
+                spec["running"] = False
+                try:
+                    request(paths.toolstack(self.run_dir), {"op": "create", "guest": spec}, timeout=30.0)
+                except OSError as exc:
+                    self.event("autostart-failed", domain=spec["name"], error=str(exc))
+            with self.lock:
+                if not self.again:
+                    self.state, self.in_reboot = "running", False
+                    break
         self.event("rebooted", boot=self.boots)
 
     def kill_all(self) -> None:
@@ -218,7 +243,8 @@ class Manager:
         with self.lock:
             if name in self.doms:
                 return {"ok": False, "error": f"domain {name} exists"}
-            spec = {**self.guests.get(name, {}), **spec, "domid": self.next_domid, "running": False}
+            spec = {**self.guests.get(name, {}), **spec, "domid": self.next_domid, "running": False,
+                    "made_in": self.boots}
             self.next_domid += 1
             self.guests[name] = spec
         if "emul" in spec["devices"]:
@@ -235,21 +261,36 @@ class Manager:
         return {"ok": True, "domid": spec["domid"], "devices": devices}
 
     def domain_unpause(self, domid: int) -> Msg:
+        """Start a created guest: once, and only in the boot it was created in (a toolstack of a
+        dom0 that died meanwhile may still ask; its domid is someone else's now)."""
         with self.lock:  # creates add guests from other threads meanwhile
-            spec = next((s for s in self.guests.values() if s["domid"] == domid), None)
-        if spec is None:
-            return {"ok": False, "error": f"no domain {domid}"}
-        dom = self.spawn_guest(spec)
+            spec = next((s for s in self.guests.values() if s["domid"] == domid
+                         and s.get("made_in") == self.boots), None)
+            if spec is None or spec.get("running") or spec.get("starting") or spec["name"] in self.doms:
+                return {"ok": False, "error": f"no domain {domid} to start in boot {self.boots}"}
+            spec["starting"], boot = True, self.boots
+        try:
+            dom = self.spawn_guest(spec, boot)
+        finally:
+            spec["starting"] = False
+        if dom is None:
+            return {"ok": False, "error": f"the host rebooted while {spec['name']} started"}
         return {"ok": True, "domid": dom.domid, "pid": dom.pid}
 
-    def spawn_guest(self, spec: dict[str, Any]) -> Dom:
+    def spawn_guest(self, spec: dict[str, Any], boot: int) -> Dom | None:
         popen = self.spawner.start({**spec, "kind": "guest"}, spec["name"], new_session=True)
         dom = Dom(spec["name"], spec["domid"], "guest", [], pid=popen.pid, popen=popen)
         dom.create_time = psutil.Process(popen.pid).create_time()
         dom.ready_t = wait_ready(popen, READY_TIMEOUT)["ready_t"]
-        spec["running"] = True
         with self.lock:
-            self.doms[dom.name] = dom
+            stale = self.boots != boot  # killed with its host while it started: it must not live on
+            if not stale:
+                spec["running"] = True
+                self.doms[dom.name] = dom
+        if stale:
+            _killpg(popen.pid)
+            popen.wait()
+            return None
         self.event("ready", domain=dom.name, domid=dom.domid, pid=dom.pid)
         threading.Thread(target=self._reap, args=(dom,), daemon=True).start()
         return dom

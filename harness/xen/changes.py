@@ -36,6 +36,8 @@ def commands(change: Change, remote: Remote, domains: Callable[[], dict[str, str
         return gone + f"xl mem-set {dom} {have}m", f"xl mem-set {dom} {max(16, have * pct // 100)}m"
     if change.kind == "link-down":
         return link_down(change, domains())
+    if change.kind == "disk-error":
+        return disk_error(change, domains())
     if change.kind == "xenstore-storm":  # the guest's wrec storms while its data/windsor-storm is there
         doms = domains()
         if change.guest not in doms:
@@ -79,3 +81,24 @@ def link_down(change: Change, doms: dict[str, str]) -> tuple[str, str]:
     dd = doms[change.domain]
     node = f"/local/domain/{dd}/data/windsor-link/{vif}"
     return f"xenstore-rm {node} 2>/dev/null; true", f"xenstore-write {node} down && xenstore-chmod {node} n{dd}"
+
+
+def disk_error(change: Change, doms: dict[str, str]) -> tuple[str, str]:
+    """The guest's disk fails every request: its device-mapper device ``windsor-GUEST`` (plan.py)
+    gets dm's ``error`` table, and its own back. In dom0 by ``dmsetup``; in a block driver domain
+    by its disk keeper (dd-init.sh), which does the same for the guests dom0 lists under its
+    ``data/windsor-disk``."""
+    if change.guest is None:
+        raise HostError("disk-error: which guest's disk?")
+    if change.domain == "dom0":
+        dev, own = f"windsor-{change.guest}", f"{STATE}/disks/{change.guest}.table"
+        swap = "export DM_DISABLE_UDEV=1; dmsetup suspend {0} && dmsetup load {0} --table {1} && dmsetup resume {0}"
+        there = (f"dmsetup info {dev} >/dev/null 2>&1 || {{ echo 'disk-error: no device-mapper device {dev} "
+                 f"(windsor-topo makes one when dom0 has dmsetup: apt install dmsetup)' >&2; exit 1; }}")
+        return (f"dmsetup info {dev} >/dev/null 2>&1 || exit 0; " + swap.format(dev, f'"$(cat {own})"'),
+                f"({there}; " + swap.format(dev, f'"0 $(cut -d\" \" -f2 {own}) error"') + ")")
+    if change.domain not in doms:
+        raise HostError(f"disk-error: {change.domain!r} is not running")
+    dd = doms[change.domain]
+    node = f"/local/domain/{dd}/data/windsor-disk/{change.guest}"
+    return f"xenstore-rm {node} 2>/dev/null; true", f"xenstore-write {node} error && xenstore-chmod {node} n{dd}"

@@ -5,6 +5,11 @@ what the recovery agent re-attaches — files under the control domain's state d
 On Xen the kernel roles (netback, blkback) move into driver domains built from one small image
 (harness/lab/images.py); the process roles (xenstore, toolstack, console, device models) stay in
 dom0, since Debian's Xen has no stub domains for them.
+
+Each guest disk is a device-mapper device, ``windsor-GUEST``: over the block driver domain's own
+``xvdX`` (dd-init.sh makes it; its kernel command line names the guests in xvdb, xvdc... order),
+or over a loop device of the image in dom0 (windsor-topo). The change ``disk-error`` swaps its
+table for dm's ``error`` target and back (harness/xen/changes.py).
 """
 
 from __future__ import annotations
@@ -63,7 +68,8 @@ def make_plan(topology: Topology, guests: Sequence[GuestSpec], cadence_s: float)
                  for g in disk_guests if "blkback" in roles]
         files[f"auto/{10 + n:02d}-{name}.cfg"] = cfg(
             name=name, type="pv", kernel=f"{IMAGES}/vmlinux", ramdisk=f"{IMAGES}/dd.cpio",
-            extra=f"console=hvc0 rdinit=/init quiet windsor.roles={kinds} windsor.disks={len(disks)} "
+            extra=f"console=hvc0 rdinit=/init quiet windsor.roles={kinds} "
+                  f"windsor.disks={','.join(g.name for g in disk_guests if 'blkback' in roles) or '-'} "
                   f"windsor.gw={SUBNET}.1"
                   + (" windsor.debug=1" if os.environ.get("WINDSOR_LAB_DEBUG") else ""),
             memory=DD_MEMORY_MB, vcpus=1, driver_domain=1, on_crash="restart", disk=disks,
@@ -85,9 +91,9 @@ def make_plan(topology: Topology, guests: Sequence[GuestSpec], cadence_s: float)
             extra += " windsor.disk=1"
             if blkback != "dom0":
                 spec = (f"format=raw,access=rw,backend={blkback},script={SCRIPTS}/windsor-block,"
-                        f"target=/dev/{dd_disk[g.name]}")
+                        f"target=/dev/mapper/windsor-{g.name}")  # over its xvdX: dd-init.sh
             else:
-                spec = f"format=raw,access=rw,target={STATE}/disks/{g.name}.img"
+                spec = f"format=raw,access=rw,target={STATE}/disks/{g.name}.dev"  # windsor-topo's disks_up
             items["disk"] = [f"vdev=xvda,{spec}"]
             attach.append(f"disk {blkback} {spec}")
         files[f"auto/{50 + g.index:02d}-{g.name}.cfg"] = cfg(

@@ -17,32 +17,59 @@ ln -sf /proc/self/fd/1 /dev/stdout; ln -sf /proc/self/fd/2 /dev/stderr
 roles=$(sed -n 's/.*windsor\.roles=\([a-z,]*\).*/\1/p' /proc/cmdline)
 for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs; do modprobe "$m"; done
 mount -t xenfs xenfs /proc/xen
+me=$(xenstore-read domid)
+# keep NAME FN: dom0 asks for a change by listing names under our data/windsor-NAME (the
+# harness's changes link-down and disk-error); FN gets the listed names, space-padded, and puts
+# every item in the state asked for. Woken by a xenstore watch, and every 2 s in any case (a change
+# between two watches is never missed for longer).
+keep() {
+    (while :; do
+        "$2" " $(xenstore-list "/local/domain/$me/data/windsor-$1" 2>/dev/null | tr '\n' ' ') "
+        timeout 2 xenstore-watch -n 2 "/local/domain/$me/data/windsor-$1" >/dev/null 2>&1
+    done) &
+}
+links() {  # a vif listed (vif7.0 as vif7-0: xenstore names have no dots), or "all", is down
+    for v in $(ls /sys/class/net | grep '^vif'); do
+        k="${v%.*}-${v##*.}"
+        case "$1" in *" $k "*|*" all "*) want=down w=0 ;; *) want=up w=1 ;; esac
+        f=$(cat "/sys/class/net/$v/flags" 2>/dev/null) || continue
+        [ $((f & 1)) = "$w" ] && continue  # IFF_UP already as wanted
+        ip link set "$v" "$want" && echo "WINDSOR: link $v $want" >/dev/console
+    done
+}
+disks() {  # a guest listed has its disk's table swapped for dm's error target; the others their own
+    for t in /run/windsor-dm/*.table; do
+        [ -e "$t" ] || continue
+        g=$(basename "$t" .table)
+        case "$1" in *" $g "*) want="0 $(cut -d' ' -f2 "$t") error" ;; *) want=$(cat "$t") ;; esac
+        [ "$(dmsetup table "windsor-$g" 2>/dev/null)" = "$want" ] && continue
+        dmsetup suspend "windsor-$g" && dmsetup load "windsor-$g" --table "$want" &&
+            dmsetup resume "windsor-$g" && echo "WINDSOR: disk $g ${want##* }" >/dev/console
+    done
+}
 case ",$roles," in *,net,*)
     modprobe xen-netback && modprobe bridge
     # the guests' vifs join windsor0 (the name the plan's vif specs give); windsor.gw= its address
     gw=$(sed -n 's/.*windsor\.gw=\([0-9.]*\).*/\1/p' /proc/cmdline)
     brctl addbr windsor0 && ip addr add "$gw/24" dev windsor0 && ip link set windsor0 up
-    # partitions (the harness's change link-down): dom0 lists the cut vifs (or "all") under
-    # data/windsor-link; a vif listed is down, every other one up. Woken by a xenstore watch, and
-    # every 2 s in any case (a change between two watches is never missed for longer).
-    me=$(xenstore-read domid)
-    (while :; do
-        cut=" $(xenstore-list "/local/domain/$me/data/windsor-link" 2>/dev/null | tr '\n' ' ') "
-        for v in $(ls /sys/class/net | grep '^vif'); do
-            k="${v%.*}-${v##*.}"  # vif7.0 is listed as vif7-0: xenstore names have no dots
-            case "$cut" in *" $k "*|*" all "*) want=down w=0 ;; *) want=up w=1 ;; esac
-            f=$(cat "/sys/class/net/$v/flags" 2>/dev/null) || continue
-            [ $((f & 1)) = "$w" ] && continue  # IFF_UP already as wanted
-            ip link set "$v" "$want" && echo "WINDSOR: link $v $want" >/dev/console
-        done
-        timeout 2 xenstore-watch -n 2 "/local/domain/$me/data/windsor-link" >/dev/null 2>&1
-    done) &
+    keep link links
 esac
 case ",$roles," in *,blk,*)
-    modprobe xen-blkback && modprobe xen-blkfront
-    # the storage dom0 gives it for the guests' disks (windsor.disks=N of them) must be there
-    want=$(sed -n 's/.*windsor\.disks=\([0-9]*\).*/\1/p' /proc/cmdline)
-    for i in $(seq 200); do [ "$(ls /sys/block | grep -c '^xvd')" -ge "${want:-0}" ] && break; usleep 50000; done
+    modprobe xen-blkback && modprobe xen-blkfront && modprobe dm-mod
+    # the storage dom0 gives it for the guests' disks (windsor.disks=g01,g03: xvdb, xvdc) must be
+    # there; each becomes the device-mapper device windsor-GUEST the guest's disk spec names
+    export DM_DISABLE_UDEV=1
+    mkdir -p /run/windsor-dm
+    dev=b
+    for g in $(sed -n 's/.*windsor\.disks=\([a-z0-9,-]*\).*/\1/p' /proc/cmdline | tr ',' ' '); do
+        [ "$g" = - ] && break
+        for i in $(seq 200); do [ -e "/sys/block/xvd$dev" ] && break; usleep 50000; done
+        # as `dmsetup table` prints it (major:minor), so the keeper sees when it is in place
+        echo "0 $(cat "/sys/block/xvd$dev/size") linear $(cat "/sys/block/xvd$dev/dev") 0" >"/run/windsor-dm/$g.table"
+        dmsetup create "windsor-$g" "/run/windsor-dm/$g.table" || echo "WINDSOR: FAILED dm for $g" >/dev/console
+        dev=$(echo "$dev" | tr 'a-y' 'b-z')
+    done
+    keep disk disks
 esac
 ip link set lo up
 if grep -q windsor.debug /proc/cmdline; then

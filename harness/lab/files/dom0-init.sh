@@ -17,7 +17,7 @@ ln -sf /proc/self/fd/1 /dev/stdout; ln -sf /proc/self/fd/2 /dev/stderr
 mount -t tmpfs tmpfs /run && mkdir -p /run/sshd /run/xen
 echo "WINDSOR: dom0 init started"
 for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-netback xen-blkback bridge \
-         virtio_pci virtio_net virtio_blk ext4 loop; do
+         virtio_pci virtio_net virtio_blk ext4 loop dm-mod; do
     modprobe "$m" 2>/dev/null || echo "WINDSOR: modprobe $m failed"
 done
 mount -t xenfs xenfs /proc/xen

@@ -17,6 +17,7 @@ cadence=${w_cadence:-250}
 wrec stamp boot 0
 wrec beat heartbeat "$cadence" &
 wrec storm 200 &  # a xenstore storm when dom0 asks (data/windsor-storm); idle otherwise
+wrec probe "$cadence" &  # its xenstore round trips ("xs" records): how late they come
 if [ -n "$w_disk" ]; then
     modprobe xen-blkfront
     wrec disk 8192 3000 "$cadence" &

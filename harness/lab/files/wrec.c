@@ -24,6 +24,8 @@
  *                                  says no first, recorded once as "xs-quota" with the count), and
  *                                  records "xs-write" every 100 writes. Then it removes its watches
  *                                  and nodes. It talks xenstore's wire protocol on /dev/xen/xenbus.
+ *   wrec probe PERIOD_MS           the xenstore probe, forever: every PERIOD_MS a write of its own
+ *                                  data/probe and a read back; each round trip a record "xs".
  *
  * A record is "WREC <unix seconds.nanoseconds> <device> <seq>" on stdout (the guest's console).
  * A PV guest's CLOCK_REALTIME comes from the wallclock Xen shares with every domain, so records
@@ -309,6 +311,24 @@ static int storm(long poll_ms) {
     }
 }
 
+/* The xenstore probe: every PERIOD_MS a write of its own data/probe and a read back, each round
+ * trip a record "xs" (the harness reads how late they came: harness/metrics.py xenstore_late). */
+static int probe(long period_ms) {
+    static const char node[] = "data/probe";
+    int fd = open("/dev/xen/xenbus", O_RDWR);
+    if (fd < 0) {
+        perror("wrec probe: /dev/xen/xenbus");
+        return 1;
+    }
+    xs_fd = fd;  /* a process of its own (storm is another): one connection each */
+    for (unsigned long n = 0;; sleep_ms(period_ms)) {
+        char body[64], value[24];
+        snprintf(value, sizeof(value), "%lu", n);
+        if (xs(XS_WRITE, body, two(body, sizeof(body), node, value, 0)) == 0 && xs(XS_READ, node, sizeof(node)) == 0)
+            record("xs", n++);
+    }
+}
+
 int main(int argc, char **argv) {
     signal(SIGCHLD, SIG_DFL);
     if (argc == 2 && strcmp(argv[1], "now") == 0) {
@@ -327,6 +347,8 @@ int main(int argc, char **argv) {
         return disk(strtoul(argv[2], NULL, 10), atol(argv[3]), atol(argv[4]));
     if (argc == 3 && strcmp(argv[1], "storm") == 0)
         return storm(atol(argv[2]));
+    if (argc == 3 && strcmp(argv[1], "probe") == 0)
+        return probe(atol(argv[2]));
     if (argc == 4 && strcmp(argv[1], "beat") == 0) {
         long period_ns = atol(argv[3]) * 1000000L;
         struct timespec next;
@@ -344,6 +366,6 @@ int main(int argc, char **argv) {
         }
     }
     fprintf(stderr, "usage: wrec now | stamp DEVICE SEQ | beat DEVICE PERIOD_MS | "
-                    "net PEER_IP PERIOD_MS TIMEOUT_MS HOOK | disk SLOTS TIMEOUT_MS PERIOD_MS | storm POLL_MS\n");
+                    "net PEER_IP PERIOD_MS TIMEOUT_MS HOOK | disk SLOTS TIMEOUT_MS PERIOD_MS | storm POLL_MS | probe PERIOD_MS\n");
     return 2;
 }
