@@ -119,6 +119,26 @@ def refusal(host: Host, fault: type[Fault], target: Target, allow_destructive: b
     return None
 
 
+def crashed_under(host: Host, fault: Fault, err: HostError) -> None:
+    """The fault could not be reverted because the host stopped answering: did it crash? If it
+    comes back rebooted (a dom0 that memory pressure drove to a kernel panic, on the lab), the
+    reboot undid the fault and the case goes on to be judged: ``host_survived`` false, measured
+    like any other outcome. If it does not, the error stands."""
+    log.warning("could not revert %s on %s (%s): waiting up to %.0fs for the host to come back rebooted",
+                fault.name, fault.target.entity, err, host.reboot_timeout_s)
+
+    def rebooted() -> bool:
+        try:
+            return host.host_reboots() > 0
+        except (HostError, OSError):
+            return False
+
+    if not wait_until("the host back after a crash", rebooted, host.reboot_timeout_s):
+        raise err
+    fault.reverted_at = host.now()
+    log.warning("%s: the host crashed under %s and rebooted; the reboot undid it", host.spec.url, fault.name)
+
+
 def rollback(host: Host, fault: Fault, healthy: Callable[[], bool], all_pairs: frozenset[Pair],
              exc: BaseException) -> None:
     """The fault was cut short by `exc`: revert it now, then check (bounded) that the host is
@@ -222,7 +242,10 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
         except BaseException as exc:
             rollback(host, fault, healthy, all_pairs, exc)
             raise
-        fault.revert()
+        try:
+            fault.revert()
+        except HostError as err:
+            crashed_under(host, fault, err)
         t0 = fault.injected_at
         assert t0 is not None
         t_reverted = fault.reverted_at or host.now()

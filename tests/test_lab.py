@@ -79,8 +79,8 @@ def test_suite_on_real_xen_netback_kill(lab: Lab, tmp_path: Path) -> None:
     network driver domain) on the disaggregated topology, with the monolithic baseline (a dom0
     kernel crash, which reboots the lab host)."""
     junit = tmp_path / "lab.xml"
-    done = run(*pytest_argv("suites", "--host", "lab://", "--roles", "netback", "--faults", "kill",
-                            f"--junitxml={junit}"), timeout=1800)
+    done = run(*pytest_argv("suites", "--host", "lab://", "--roles", "netback", "--faults", "kill", "--guests", "3",
+                            f"--junitxml={junit}"), timeout=1800)  # 3 guests: CI's 30 minutes
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     [case] = list(read_cases(str(junit)))
     props = case_props(case)

@@ -95,6 +95,7 @@ class Host(ABC):
     steady_timeout_s = 30.0  # from `boot` returning to every guest device progressing
     lease_margin_s: ClassVar[float] = 2.0  # a lease lasts the fault's window plus this
     settle_timeout_s: ClassVar[float] = 10.0  # after an aborted fault: how long to check the host is back
+    reboot_timeout_s: ClassVar[float] = 30.0  # a host that stopped answering: how long it may take to reboot
 
     def __init__(self, spec: HostSpec) -> None:
         self.spec = spec

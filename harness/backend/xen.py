@@ -68,6 +68,7 @@ class XenHost(Host):
     steady_timeout_s = 120.0  # the last guest created boots in ≈ 15 s under TCG
     lease_margin_s = 20.0  # the harness's own revert (one ssh command) took ≈ 1 s here under TCG
     settle_timeout_s = 60.0
+    reboot_timeout_s = 300.0  # a dom0 crash to dom0 answering again: 68–180 s here
 
     def __init__(self, spec: HostSpec) -> None:
         super().__init__(spec)

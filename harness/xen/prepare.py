@@ -36,6 +36,8 @@ from harness.xen.plan import DD_MEMORY_MB, GUEST_MEMORY_MB, SUBNET
 from harness.xen.remote import Remote, q
 
 log = logging.getLogger("windsor.xen")
+NO_DMSETUP = ("no dmsetup: disk-error cannot fail the guest disks dom0 serves (monolithic); "
+              "apt install dmsetup")
 STORAGE_MB = 256  # guest disks, console records, the payload's upload area
 SURVEY = f"""
 echo xl=$(command -v xl)
@@ -46,6 +48,7 @@ if [ -d /sys/module/bridge ] || modprobe -n bridge 2>/dev/null; then echo bridge
 echo storage_mb=$(df -Pm /var/lib | awk 'NR == 2 {{ print $4 }}')
 echo libxenctrl=$(ls /usr/lib/x86_64-linux-gnu/libxenctrl.so.4.17 /usr/lib/libxenctrl.so.4.17 2>/dev/null | head -1)
 [ -d /run/systemd/system ] && echo systemd=1
+command -v dmsetup >/dev/null && echo dmsetup=1
 echo installed=$(cat {CURRENT}/VERSION 2>/dev/null)
 echo subnet=$(ip -o addr 2>/dev/null | grep -v ' windsor0 ' | grep -c ' {SUBNET}\\.')
 echo missing=$(for t in bash flock setsid stty sha256sum gzip xenstore-read ip pkill; do
@@ -69,6 +72,7 @@ class Facts:
     installed: str  # the VERSION of our tools there, or ""
     subnet_used: bool
     missing_tools: tuple[str, ...]
+    dmsetup: bool = False  # disk-error on the disks dom0 serves needs it (not the harness's)
 
     @classmethod
     def parse(cls, text: str) -> Facts:
@@ -84,7 +88,8 @@ class Facts:
         xen = f"{major}.{minor}{kv.get('xen_extra', '').strip()}" if major else ""
         return cls(kv.get("xl", "").strip(), xen, num("free_memory"), "xapi" in kv, kv.get("uid", "").strip() == "0",
                    "bridge" in kv, num("storage_mb"), kv.get("libxenctrl", "").strip(), "systemd" in kv,
-                   kv.get("installed", "").strip(), num("subnet") > 0, tuple(kv.get("missing", "").split()))
+                   kv.get("installed", "").strip(), num("subnet") > 0, tuple(kv.get("missing", "").split()),
+                   "dmsetup" in kv)
 
     def series(self) -> str:
         return ".".join(self.xen.split(".")[:2])
@@ -170,6 +175,8 @@ def prepare(remote: Remote, url: str, payload: Callable[[], dict[str, Path]],
         stale = verify(remote, vdir, sums)
     progress(f"{url}: Xen {facts.xen}, {facts.free_mb} MB free; tools {version}: "
              + (f"{len(stale)} of {len(sums)} files to upload" if stale else "installed and verified"))
+    if not facts.dmsetup:
+        progress(f"{url}: {NO_DMSETUP}")
     sent = 0
     for rel in stale:
         size = files[rel].stat().st_size
@@ -237,6 +244,8 @@ def status(remote: Remote, url: str) -> tuple[bool, list[str]]:
                  + ("matches this harness" if facts.installed == want else f"this harness needs {want}: "
                     f"windsor host prepare {url}"))
     lines.append(f"{len(sums)} files, " + (f"damaged: {', '.join(bad)}" if bad else "all checksums verified"))
+    if not facts.dmsetup:
+        lines.append(NO_DMSETUP)
     lines.append(f"boot unit: {'windsor-boot.service' if facts.systemd else 'none (no systemd)'}; "
                  f"{len(leases)} fault lease(s) held; {leased_by(remote) or 'no run holds the host'}")
     return matches and not why, lines
