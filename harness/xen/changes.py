@@ -92,7 +92,8 @@ def disk_error(change: Change, doms: dict[str, str]) -> tuple[str, str]:
         raise HostError("disk-error: which guest's disk?")
     if change.domain == "dom0":
         dev, own = f"windsor-{change.guest}", f"{STATE}/disks/{change.guest}.table"
-        swap = "export DM_DISABLE_UDEV=1; dmsetup suspend {0} && dmsetup load {0} --table {1} && dmsetup resume {0}"
+        swap = ("export DM_DISABLE_UDEV=1; dmsetup suspend {0} && "  # resumed whatever the load did
+                "{{ dmsetup load {0} --table {1}; r=$?; dmsetup resume {0} && [ $r = 0 ]; }}")
         there = (f"dmsetup info {dev} >/dev/null 2>&1 || {{ echo 'disk-error: no device-mapper device {dev} "
                  f"(windsor-topo makes one when dom0 has dmsetup: apt install dmsetup)' >&2; exit 1; }}")
         return (f"dmsetup info {dev} >/dev/null 2>&1 || exit 0; " + swap.format(dev, f'"$(cat {own})"'),

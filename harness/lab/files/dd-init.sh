@@ -43,8 +43,9 @@ disks() {  # a guest listed has its disk's table swapped for dm's error target; 
         g=$(basename "$t" .table)
         case "$1" in *" $g "*) want="0 $(cut -d' ' -f2 "$t") error" ;; *) want=$(cat "$t") ;; esac
         [ "$(dmsetup table "windsor-$g" 2>/dev/null)" = "$want" ] && continue
-        dmsetup suspend "windsor-$g" && dmsetup load "windsor-$g" --table "$want" &&
-            dmsetup resume "windsor-$g" && echo "WINDSOR: disk $g ${want##* }" >/dev/console
+        dmsetup suspend "windsor-$g" || continue  # resumed whatever the load did: never left hanging
+        dmsetup load "windsor-$g" --table "$want"; rc=$?
+        dmsetup resume "windsor-$g" && [ "$rc" = 0 ] && echo "WINDSOR: disk $g ${want##* }" >/dev/console
     done
 }
 case ",$roles," in *,net,*)
