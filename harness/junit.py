@@ -62,6 +62,7 @@ def case_properties(r: CaseResult) -> dict[str, str]:
         "recovery_budget_s": r.budgets.recovery_s,
         "fault_hits_s": " ".join(f"{h:.4f}" for h in r.hits),
         "xenstore_late_s": r.xenstore_late_s,
+        "toolstack_late_s": r.toolstack_late_s,
         "guest_events": " ".join(f"{g}:{d}={n}" for (g, d), n in sorted(r.guest_events.items())),
         "host": r.host,
         "build": r.build,

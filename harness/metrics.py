@@ -160,22 +160,27 @@ def compute(obs: Observation, restart_s: float | None, acked_writes_lost: int,
 
 
 PROBE = "xs"  # each guest's xenstore probe: a write and a read back of its own node per period
+TOOLSTACK = "toolstack"  # dom0's toolstack probe: a domain list (xl list) per period
+DOM0 = "dom0"  # whose records the toolstack probe's are: (DOM0, TOOLSTACK)
+PROBES = frozenset({PROBE, TOOLSTACK})  # records that time a service, not a guest device
 
 
-def xenstore_late(progress: Mapping[Pair, list[float]], quiet: tuple[float, float], t0: float, t_end: float,
-                  skip: str | None = None) -> float | None:
-    """How late the guests' xenstore round trips came, at worst, from the fault to the end of
-    observation: a probe's longest gap there less its usual gap (its median in the quiet window),
-    over every guest but `skip` (the one the fault drives: a storming guest). None: no probe."""
+def probe_late(progress: Mapping[Pair, list[float]], device: str, quiet: tuple[float, float], t0: float,
+               t_end: float, skip: str | None = None) -> float | None:
+    """How late a probe's round trips came, at worst, from the fault to the end of observation:
+    its longest gap there less its usual gap (its median in the quiet window; the last ten
+    before the fault if the quiet window holds fewer than two), over every probe `device` of
+    any owner but `skip` (the guest the fault drives: a storming guest). None: no probe."""
     late = []
-    for (guest, device), times in progress.items():
-        if device != PROBE or guest == skip:
+    for (owner, dev), times in progress.items():
+        if dev != device or owner == skip:
             continue
+        before = [t for t in times if t < t0]
         usual = sorted(b - a for a, b in itertools.pairwise(t for t in times if quiet[0] <= t <= quiet[1]))
+        usual = usual or sorted(b - a for a, b in itertools.pairwise(before[-11:]))
         if not usual:
             continue
         edges = [t for t in times if t0 <= t <= t_end]
-        before = [t for t in times if t < t0][-1:]
-        gaps = [b - a for a, b in itertools.pairwise([*before, *edges, t_end])]
+        gaps = [b - a for a, b in itertools.pairwise([*before[-1:], *edges, t_end])]
         late.append(max(0.0, max(gaps, default=0.0) - usual[len(usual) // 2]))
     return max(late) if late else None

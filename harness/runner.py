@@ -20,7 +20,7 @@ from harness import reuse
 from harness.backend.base import Host, Target
 from harness.errors import HarnessError, HostError, UsageError
 from harness.fault import Blast, Fault, describe_params, get_fault
-from harness.metrics import PROBE, Metrics, Observation, PairImpact, compute, xenstore_late
+from harness.metrics import PROBE, PROBES, TOOLSTACK, Metrics, Observation, PairImpact, compute, probe_late
 from harness.model import GuestSpec, Pair, check_role, fleet, pairs
 from harness.scenario import Budgets, RunOptions, Scenario
 from harness.timeline import Timeline
@@ -53,6 +53,7 @@ class CaseResult:
     hits: tuple[float, ...] = (0.0,)  # when the fault acted, from the first hit (a crash loop acts several times)
     guest_events: Mapping[Pair, int] = field(default_factory=dict)  # what guests saw besides progress (EIO...)
     xenstore_late_s: float | None = None  # the other guests' xenstore round trips, how late at worst
+    toolstack_late_s: float | None = None  # dom0's toolstack queries, how late at worst (None: the host rebooted)
 
 
 @dataclass(frozen=True)
@@ -276,8 +277,10 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
         observed = Observation(progress, all_pairs, blast.expected(guests), (t_steady, t0), t0,
                                t_back if ok else t_end, t_end, opts.cadence_s, opts.impact_threshold_s, made_again)
         metrics, impacts = compute(observed, restart_s, lost, survived)
-        late = xenstore_late(progress, (t_steady, t0), t0, t_end, guest)
-        events = {p: n for p, ts in progress.items() if p not in all_pairs and p[1] != PROBE
+        late = probe_late(progress, PROBE, (t_steady, t0), t0, t_end, guest)
+        # a host that rebooted took its probe with it: how late its toolstack was is its reboot
+        ts_late = probe_late(progress, TOOLSTACK, (t_steady, t0), t0, t_end) if survived else None
+        events = {p: n for p, ts in progress.items() if p not in all_pairs and p[1] not in PROBES
                   and (n := bisect.bisect_right(ts, t_end) - bisect.bisect_left(ts, t0))}
         clean = (recovered and survived and lost == 0 and not disturbed and not metrics.escaped
                  and fault.reverted_at is not None)
@@ -289,4 +292,4 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
                             metrics.expected, states)
     return CaseResult(scenario, topology.name, target, blast, metrics, impacts, disturbed, describe_params(params),
                       t_reverted - t0, t_end - t0, opts.seed, phases, opts.host, build, timeline, reused,
-                      opts.budgets, tuple(h - t0 for h in fault.hits), events, late)
+                      opts.budgets, tuple(h - t0 for h in fault.hits), events, late, ts_late)

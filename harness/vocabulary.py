@@ -67,6 +67,9 @@ PROPERTIES: tuple[Property, ...] = (
     _p("xenstore_late_s", "other guests' xenstore lateness", "xs late s", "s",
        meaning="how late, at worst, the guests' xenstore round trips came after the fault (the guest the fault "
                "drives aside): each guest's probe writes and reads back its own node every period"),
+    _p("toolstack_late_s", "toolstack lateness", "xl late s", "s",
+       meaning="how late, at worst, dom0's toolstack answered a domain list (xl list) after the fault; none "
+               "when the host rebooted"),
     _p("restart_budget_s", "restart budget", unit="s", baseline=False),
     _p("recovery_budget_s", "recovery budget", unit="s", baseline=False),
     _p("build", "build", baseline=False, meaning="what runs on the host"),

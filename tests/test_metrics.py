@@ -116,12 +116,23 @@ def test_a_guest_made_again_is_impacted_however_short_its_gap() -> None:
 
 
 def test_xenstore_lateness_is_the_longest_probe_gap_beyond_its_usual() -> None:
-    from harness.metrics import xenstore_late
+    from harness.metrics import PROBE, probe_late
     usual = steady(0.0, 1.0, 0.05)  # the probe every 50 ms before the fault at 1.0
     slow = [*usual, 1.05, 1.10, 1.45, 1.50, 1.55]  # one round trip 300 ms late
     storming = [*usual, 2.0]  # the guest the fault drives: not counted
     progress = {("g1", "xs"): slow, ("g2", "xs"): storming, ("g1", "net"): steady(0.0, 1.6)}
-    late = xenstore_late(progress, (0.0, 1.0), 1.0, 1.6, skip="g2")
+    late = probe_late(progress, PROBE, (0.0, 1.0), 1.0, 1.6, skip="g2")
     assert late is not None and abs(late - 0.30) < 1e-9
-    assert abs((xenstore_late(progress, (0.0, 1.0), 1.0, 1.6) or 0) - 0.55) < 1e-9  # g2 counted: silent to the end
-    assert xenstore_late({("g1", "net"): steady(0.0, 1.6)}, (0.0, 1.0), 1.0, 1.6) is None  # no probe: no figure
+    assert abs((probe_late(progress, PROBE, (0.0, 1.0), 1.0, 1.6) or 0) - 0.55) < 1e-9  # g2 counted: silent to the end
+    assert probe_late({("g1", "net"): steady(0.0, 1.6)}, PROBE, (0.0, 1.0), 1.0, 1.6) is None  # no probe: no figure
+
+
+def test_toolstack_lateness_takes_its_usual_period_from_before_the_quiet_window() -> None:
+    """dom0's toolstack probe runs every second; a 0.5 s quiet window holds one of its records,
+    so its usual gap comes from the records before it, not from nothing."""
+    from harness.metrics import DOM0, TOOLSTACK, probe_late
+    ticks = [*steady(0.0, 3.0, 1.0), 5.5, 6.5]  # 0, 1, 2, 3 then 2.5 s without an answer (a list took 2.5 s)
+    progress = {(DOM0, TOOLSTACK): ticks, ("g1", "xs"): steady(0.0, 7.0, 0.1)}
+    late = probe_late(progress, TOOLSTACK, (2.6, 3.1), 3.1, 7.0)
+    assert late is not None and abs(late - 1.5) < 1e-9  # the 2.5 s gap less its usual 1 s
+    assert probe_late(progress, TOOLSTACK, (2.6, 3.1), 3.1, 7.0, skip=DOM0) is None  # skipped: nothing else probes it

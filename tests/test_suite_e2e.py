@@ -67,11 +67,17 @@ def test_the_catalogue_shows_what_each_fault_must(matrix_junit: Path) -> None:
         assert d[f"{side}impacted"] == "g01:disk" and d[f"{side}acked_writes_lost"] == "0", d
         assert d[f"{side}guest_events"].startswith("g01:disk-eio=") and int(d[f"{side}guest_events"][13:]) >= 50, d
         _, s, _ = got["test_fault_contained[xenstore-xenstore-storm]"]  # the last guest storms; nobody else notices
-        assert s[f"{side}guest_events"].startswith("g06:xs-write=") and int(s[f"{side}guest_events"][13:]) >= 1, s
+        seen = dict(e.split("=") for e in s[f"{side}guest_events"].split())
+        assert int(seen["g06:xs-write"]) >= 1 and seen["g06:xs-quota"] == "1", s  # xenstored's watch quota held it
         assert set(s[f"{side}impacted"].split()) <= {"none", *(f"g06:{dev}" for dev in ("net", "disk", "heartbeat"))}
         assert float(s[f"{side}xenstore_late_s"]) >= 0, s  # the others' probes measured it (a figure, not none)
         _, x, _ = got["test_fault_contained[xenstore-stall]"]  # xenstored stopped 1 s: every probe waited it out
         assert 0.9 <= float(x[f"{side}xenstore_late_s"]) < 2.0, x
+        assert 0.9 <= float(x[f"{side}toolstack_late_s"]) < 2.0, x  # xl list names domains from xenstore
+        _, t, _ = got["test_fault_contained[toolstack-stall]"]  # the toolstack stopped 1 s; xenstore went on
+        assert 0.9 <= float(t[f"{side}toolstack_late_s"]) < 2.0 and float(t[f"{side}xenstore_late_s"]) < 0.5, t
+    _, k, _ = got["test_fault_contained[netback-kill]"]  # netdd's crash leaves the toolstack alone; dom0's is a reboot
+    assert float(k["toolstack_late_s"]) < 0.5 and k["baseline.toolstack_late_s"] == "none", k
     for role in ("netback", "blkback", "xenstore"):
         _, c, _ = got[f"test_fault_contained[{role}-crash-loop]"]
         assert len(c["fault_hits_s"].split()) == 3 and len(c["baseline.fault_hits_s"].split()) == 3, c

@@ -35,3 +35,28 @@ def test_watch_fires_on_registration_and_on_change(tmp_path: Path) -> None:
         assert xs.ls("/local/domain") == ["4"]
     finally:
         xs.stop.set()
+
+
+def test_a_guest_is_held_to_the_watch_quota_and_a_service_domain_is_not(tmp_path: Path) -> None:
+    """As oxenstored's quota-maxwatch: a guest's connection gets WATCH_QUOTA watches, then EQUOTA
+    (and no first event for the refused one); dom0's connection is not held to it."""
+    import queue
+
+    from harness.sim.xenstore import WATCH_QUOTA
+    sock = str(tmp_path / "xs.sock")
+    XenstoreService(sock, str(tmp_path / "j")).start()
+    guest, dom0 = XsClient(sock, guest=7), XsClient(sock)
+    try:
+        events: queue.Queue[str] = queue.Queue()
+        got = [guest.watch_checked("/local/domain/7/data", f"w{i}", events) for i in range(WATCH_QUOTA + 3)]
+        assert got == [True] * WATCH_QUOTA + [False] * 3
+        fired = [events.get(timeout=5) for _ in range(WATCH_QUOTA)]
+        assert fired == ["/local/domain/7/data"] * WATCH_QUOTA and events.empty()
+        guest.write("/local/domain/7/data/x", 1)  # every accepted watch fires, the refused ones do not
+        assert [events.get(timeout=5) for _ in range(WATCH_QUOTA)] == ["/local/domain/7/data/x"] * WATCH_QUOTA
+        assert all(dom0.watch_checked("/local/domain/0", f"d{i}", queue.Queue()) for i in range(WATCH_QUOTA + 3))
+        guest.unwatch("w0")
+        assert guest.ls("/local/domain/7") == ["data"] and guest.watch_checked("/local/domain/7", "again", events)
+    finally:
+        guest.stop.set()
+        dom0.stop.set()

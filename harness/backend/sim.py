@@ -42,6 +42,7 @@ from harness.backend.base import DeviceState, Entity, Health, Host, HostSpec, Ta
 from harness.change import KINDS, Change
 from harness.errors import HostError, UsageError
 from harness.lease import Lease, Owner
+from harness.metrics import DOM0
 from harness.model import KERNEL_ROLES, ROLES, GuestSpec, Pair, peers
 from harness.sim import leaks, paths
 from harness.sim.dom0 import PROC_NAMES
@@ -111,7 +112,7 @@ class SimHost(Host):
         env = {**os.environ, MARKER: self.run_dir, leaks.ENV: ",".join(self.leaks),
                "PYTHONPATH": os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")]))}
         cfg = {"topology": topology.as_dict(), "roles": list(ROLES), "parent": os.getpid(),
-               "root": self.root, "keep": self.keep}
+               "root": self.root, "keep": self.keep, "cadence": cadence}
         with open(paths.log(self.run_dir, "manager"), "ab") as err:
             self.manager = subprocess.Popen(
                 [sys.executable, "-m", "harness.sim.manager", self.run_dir, json.dumps(cfg)],
@@ -299,25 +300,25 @@ class SimHost(Host):
 
     # -- observation -------------------------------------------------------------------------
     def progress(self) -> Mapping[Pair, list[float]]:
-        for g in self.guests:
-            path = paths.records(self.run_dir, g.name)
+        for name in [g.name for g in self.guests] + [DOM0]:  # dom0's: its toolstack probe's
+            path = paths.records(self.run_dir, name)
             try:
                 with open(path, "rb") as fh:
-                    fh.seek(self._offsets.get(g.name, 0))
-                    data = self._partial.pop(g.name, b"") + fh.read()
-                    self._offsets[g.name] = fh.tell()
+                    fh.seek(self._offsets.get(name, 0))
+                    data = self._partial.pop(name, b"") + fh.read()
+                    self._offsets[name] = fh.tell()
             except FileNotFoundError:
                 continue
             lines = data.split(b"\n")
             if lines[-1]:
-                self._partial[g.name] = lines[-1]
+                self._partial[name] = lines[-1]
             for line in lines[:-1]:
                 t, device, seq = line.decode().split()
                 if device == "boot":
                     continue
-                self._progress.setdefault((g.name, device), []).append(float(t))
+                self._progress.setdefault((name, device), []).append(float(t))
                 if device == "disk":
-                    self._acked.setdefault(g.name, []).append(int(seq))
+                    self._acked.setdefault(name, []).append(int(seq))
         return self._progress
 
     def device_states(self) -> list[DeviceState]:

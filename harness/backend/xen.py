@@ -29,6 +29,7 @@ from harness.backend.base import DeviceState, Entity, Health, Host, HostSpec, Ta
 from harness.change import Change
 from harness.errors import HostError, UsageError
 from harness.lease import Lease, Owner
+from harness.metrics import DOM0
 from harness.model import KERNEL_ROLES, GuestSpec, Pair
 from harness.topology import Topology
 from harness.waiting import wait_until
@@ -205,7 +206,7 @@ class XenHost(Host):
         if self.entry is not None:
             self.entry.check_topology(self.plan.services)
         self.guest_names = tuple(g.name for g in guests)
-        self.records = Records(self.guest_names)
+        self.records = Records((*self.guest_names, DOM0))  # dom0's: its toolstack probe (windsor-xswatch)
         self.sync_clock()
         log.info("%s: creating %s (%s) and %d guests", self.spec.url, topology.name,
                  ", ".join(self.plan.services) or "backends in dom0", len(guests))

@@ -1,7 +1,12 @@
 """The control domain. Kernel roles placed in dom0 (netback, blkback) run inside this process,
 as they run inside dom0's kernel; process roles (xenstored, the toolstack, xenconsoled, one
 QEMU per HVM guest) are its child processes, in its process group, restarted by this init when
-they die. Killing this process is a dom0 crash; stopping its group is a dom0 stall."""
+they die. Killing this process is a dom0 crash; stopping its group is a dom0 stall.
+
+dom0 also runs the toolstack probe, as an administrator's ``xl list`` would: every
+`PROBE_CADENCES` cadences it asks the toolstack for the domain list (which reads every domain's
+name from xenstore) and records ``toolstack`` in dom0's records when it answers (the harness reads
+how late it came: `harness/metrics.py` probe_late)."""
 
 from __future__ import annotations
 
@@ -9,9 +14,11 @@ import os
 import threading
 from typing import Any
 
+from harness.metrics import DOM0, TOOLSTACK
 from harness.sim import paths
 from harness.sim.context import RoleContext
 from harness.sim.domain import start_roles
+from harness.sim.guest import PROBE_CADENCES, Recorder, Ticker
 from harness.sim.proto import Msg, Server, request, serve_requests
 from harness.sim.spawn import Child, Spawner, announce, wait_ready
 from harness.sim.xsclient import XsClient
@@ -63,6 +70,18 @@ class Dom0Init:
         return {"ok": True}
 
 
+def toolstack_probe(run_dir: str, period: float, stop: threading.Event) -> None:
+    rec, ticker, n = Recorder(paths.records(run_dir, DOM0)), Ticker(period, 0.0, stop), 0
+    while not stop.is_set():
+        ticker.wait()
+        try:
+            if request(paths.toolstack(run_dir), {"op": "list"}, timeout=30.0).get("ok"):
+                rec.record(TOOLSTACK, n)
+                n += 1
+        except (OSError, ValueError):
+            pass  # the toolstack is away: the probe's gap says for how long
+
+
 def run_dom0(cfg: dict[str, Any]) -> None:
     run_dir, roles = cfg["run_dir"], list(cfg["roles"])
     init = Dom0Init(run_dir)
@@ -90,6 +109,8 @@ def run_dom0(cfg: dict[str, Any]) -> None:
         return {"ok": False, "error": f"unknown op {op!r}"}
 
     Server(paths.dom0_ctl(run_dir), serve_requests(control)).start()
+    period = float(cfg.get("cadence", 0.01)) * PROBE_CADENCES
+    threading.Thread(target=toolstack_probe, args=(run_dir, period, stop), name="toolstack-probe", daemon=True).start()
     with init.lock:
         procs = dict(init.procs)
     announce({"name": "dom0", "sockets": ctx.sockets, "procs": procs})

@@ -188,7 +188,7 @@ def device_loop(fe: Frontend, work: Workload, rec: Recorder, ticker: Ticker) -> 
 
 def xs_probe(xs: XsClient, domid: int, rec: Recorder, ticker: Ticker) -> None:
     """The guest's xenstore probe: a write and a read back of its own node each tick, recorded as
-    ``xs`` (not a device: the harness reads how late its round trips came, `harness/probe.py`)."""
+    ``xs`` (not a device: the harness reads how late its round trips came, `harness/metrics.py`)."""
     node, n = f"/local/domain/{domid}/data/probe", 0
     while not ticker.stop.is_set():
         ticker.wait()
@@ -208,7 +208,7 @@ def run_guest(cfg: dict[str, Any]) -> None:
     stop = threading.Event()
     rec = Recorder(paths.records(run_dir, name))
     rec.record("boot", int(cfg.get("boot", 0)))
-    xs = XsClient(paths.xenstore(run_dir), stop)
+    xs = XsClient(paths.xenstore(run_dir), stop, guest=domid)
     works: list[Workload] = []
     for device in cfg["devices"]:
         if device == "net":

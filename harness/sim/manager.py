@@ -77,7 +77,8 @@ class Manager(Guests):
             self.next_domid += kind != "dom0"
         target_id = self.guests[target]["domid"] if target else None
         cfg = {"kind": "dom0" if kind == "dom0" else ("guest" if kind == "guest" else "service"),
-               "name": name, "domid": domid, "roles": roles, "target": target_id}
+               "name": name, "domid": domid, "roles": roles, "target": target_id,
+               "cadence": self.cfg.get("cadence", 0.01)}
         popen = self.spawner.start(cfg, name, new_session=True)
         dom = Dom(name, domid, kind, roles, pid=popen.pid, target=target, popen=popen)
         try:

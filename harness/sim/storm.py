@@ -1,10 +1,12 @@
 """A guest that floods xenstore (the change ``xenstore-storm``, harness/sim/changes.py): while
 its flag is raised, it writes its own nodes (``/local/domain/ID/data/storm/N``, 64 of them, in
-turn) as fast as xenstore answers, and adds a watch on them every 16 writes (at most 1024), so
-that each write also fires more and more watch events. Every 100 writes it records an
-``xs-write`` line in its records (the harness counts them: `CaseResult.guest_events`). When the
-flag goes, it takes its watches and nodes away. Checked at every heartbeat: the storm starts
-within one cadence of the flag."""
+turn) as fast as xenstore answers, and adds a watch on them with every write until xenstored
+refuses one (its watch quota, harness/sim/xenstore.py; at most 1024), so that each write fires
+as many watch events as xenstored lets it have. Every 100 writes it records an ``xs-write`` line
+in its records (the harness counts them: `CaseResult.guest_events`); a refused watch, once, an
+``xs-quota`` line with the count it had. When the flag goes, it takes its watches and nodes
+away. Checked at every heartbeat: the storm starts within one cadence of the flag. wrec's storm
+(harness/lab/files/wrec.c) does the same on Xen."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from harness.sim.changes import raised
 from harness.sim.xsclient import XsClient
 
-KEYS, WATCH_EVERY, MAX_WATCHES, RECORD_EVERY = 64, 16, 1024, 100
+KEYS, MAX_WATCHES, RECORD_EVERY = 64, 1024, 100
 
 
 class Storm:
@@ -37,14 +39,17 @@ class Storm:
     def run(self) -> None:
         events: queue.Queue[str] = queue.Queue()
         tokens: list[str] = []
-        n = 0
+        n, refused = 0, False
         try:
             while self.on():
                 self.xs.write(f"{self.root}/{n % KEYS}", n)
-                if n % WATCH_EVERY == 0 and len(tokens) < MAX_WATCHES:
+                if not refused and len(tokens) < MAX_WATCHES:
                     token = f"storm-{os.getpid()}-{len(tokens)}"
-                    self.xs.watch(self.root, token, events)
-                    tokens.append(token)
+                    if self.xs.watch_checked(self.root, token, events):
+                        tokens.append(token)
+                    else:
+                        refused = True
+                        self.record("xs-quota", len(tokens))  # xenstored said no to one more watch
                 while not events.empty():
                     events.get_nowait()
                 n += 1

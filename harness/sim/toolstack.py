@@ -2,6 +2,7 @@
 
 ``create`` asks the hypervisor (the domain manager) for a paused domain, writes the guest's
 devices into xenstore (`xenbus.attach`), then unpauses it, as xl does. ``destroy`` undoes it.
+``list``, as ``xl list``: the domains, each named from xenstore (dom0's toolstack probe asks it).
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ class Toolstack:
                 return self.create(msg["guest"])
             if op == "destroy":
                 return self.destroy(str(msg["name"]))
-            if op == "list":
-                return request(self.mgr, {"op": "status"}, timeout=5.0)
+            if op == "list":  # as xl list: the domains, each named from xenstore
+                listed = request(self.mgr, {"op": "status"}, timeout=5.0)
+                xs = self.ctx.xs
+                names = {d: xs.read(f"/local/domain/{d}/name") for d in xs.ls("/local/domain")}
+                return {**listed, "names": names}
         except (OSError, KeyError, ValueError) as exc:
             return {"ok": False, "error": f"{op}: {exc}"}
         return {"ok": False, "error": f"unknown op {op!r}"}

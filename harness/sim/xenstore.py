@@ -4,6 +4,9 @@ Operations (one JSON object per request, answered with the same `rid`):
 ``read``, ``write``, ``rm`` (recursive), ``ls``, ``watch``/``unwatch`` (path prefix, token),
 ``ping``. A watch fires once at registration (as Xen's does) and then on every change at or
 below its path; events are pushed on the watcher's connection as ``{"event": path, "token": t}``.
+A guest's connection says so first (``introduce`` with its domid): like oxenstored for an
+unprivileged domain, xenstored then refuses it more than `WATCH_QUOTA` watches (``EQUOTA``);
+service domains and dom0 have no quota here.
 Every change is appended to a journal and fsynced before it is answered, so a restarted
 xenstored starts with the state it had when it died.
 """
@@ -72,6 +75,7 @@ class Store:
         return sorted(names)
 
 
+WATCH_QUOTA = 100  # oxenstored's quota-maxwatch (Xen 4.17's default), per guest
 STATE_RE = re.compile(r"^/local/domain/(\d+)/(device|backend)/([a-z]+)/(?:(\d+)/)?\d+/state$")
 
 
@@ -83,6 +87,7 @@ class XenstoreService:
         self.store = Store(journal)
         self._states = os.open(states, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if states else None
         self._watches: dict[Channel, list[tuple[str, str]]] = {}
+        self._guests: set[Channel] = set()  # connections of guests: their watches are under quota
         self._index = WatchIndex()
         self._wlock = threading.Lock()
         self.server = Server(sock_path, self._handle)
@@ -108,7 +113,7 @@ class XenstoreService:
                 answer = self._answer(chan, msg)
                 answer["rid"] = msg.get("rid")
                 chan.send(answer)
-                if msg.get("op") == "watch":
+                if msg.get("op") == "watch" and answer.get("ok"):
                     chan.send({"event": msg["path"], "token": msg["token"]})
                 elif msg.get("op") in ("write", "rm") and answer.get("ok"):
                     self._notify(msg["path"])
@@ -116,11 +121,16 @@ class XenstoreService:
             with self._wlock:
                 for wpath, token in self._watches.pop(chan, []):
                     self._index.remove(wpath, chan, token)
+                self._guests.discard(chan)
 
     def _answer(self, chan: Channel, msg: Msg) -> dict[str, Any]:
         op, path = msg.get("op"), msg.get("path", "")
         if op == "ping":
             return {"ok": True, "role": "xenstore", "pid": os.getpid()}
+        if op == "introduce":
+            with self._wlock:
+                self._guests.add(chan)
+            return {"ok": True}
         if not isinstance(path, str) or not path.startswith("/"):
             return {"ok": False, "error": "EINVAL"}
         if op == "read":
@@ -140,6 +150,8 @@ class XenstoreService:
             entry = (path, str(msg.get("token", "")))
             with self._wlock:
                 watches = self._watches.setdefault(chan, [])
+                if op == "watch" and chan in self._guests and len(watches) >= WATCH_QUOTA:
+                    return {"ok": False, "error": "EQUOTA"}
                 if op == "watch":
                     watches.append(entry)
                     self._index.add(path, chan, entry[1])

@@ -2,7 +2,8 @@
 
 Watch events are delivered to one `queue.Queue` per token. Because a watch fires once when it
 is (re-)registered, a consumer that waits on its queue also learns about changes it missed
-while xenstored was away.
+while xenstored was away. A guest's client (`guest` set) introduces itself on every connection:
+xenstored holds its watches to a quota.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ class XsUnavailable(OSError):
 
 
 class XsClient:
-    def __init__(self, sock_path: str, stop: threading.Event | None = None) -> None:
-        self.sock_path = sock_path
+    def __init__(self, sock_path: str, stop: threading.Event | None = None, guest: int | None = None) -> None:
+        self.sock_path, self.guest = sock_path, guest
         self.stop = stop or threading.Event()
         self._chan: Channel | None = None
         self._connected = threading.Condition()
@@ -45,6 +46,8 @@ class XsClient:
             chan.settimeout(None)
             with self._connected:
                 try:
+                    if self.guest is not None:
+                        chan.send({"op": "introduce", "domid": self.guest, "rid": 0})
                     for token, (path, _) in list(self._watches.items()):
                         chan.send({"op": "watch", "path": path, "token": token, "rid": 0})
                 except OSError:  # reached a xenstored that is going away: try again
@@ -135,6 +138,19 @@ class XsClient:
                 except OSError:
                     pass
         return events
+
+    def watch_checked(self, path: str, token: str, into: queue.Queue[str], timeout: float = 5.0) -> bool:
+        """Register a watch and wait for xenstored's answer: False if it refused it (a quota)."""
+        with self._connected:
+            self._watches[token] = (path, into)  # before the answer: its first event follows at once
+        ok = False
+        try:
+            ok = bool(self.call({"op": "watch", "path": path, "token": token}, timeout).get("ok"))
+        finally:
+            if not ok:
+                with self._connected:
+                    self._watches.pop(token, None)
+        return ok
 
     def unwatch(self, token: str) -> None:
         with self._connected:

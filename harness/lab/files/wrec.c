@@ -20,10 +20,11 @@
  *                                  data/windsor-storm; while that node is there (dom0 writes it:
  *                                  the harness's change xenstore-storm), it writes data/storm/N
  *                                  (64 nodes in turn) as fast as xenstored answers, adds a watch
- *                                  on data/storm every 16 writes (up to 1024: xenstored's quota
+ *                                  on data/storm with every write (up to 1024: xenstored's quota
  *                                  says no first, recorded once as "xs-quota" with the count), and
- *                                  records "xs-write" every 100 writes. Then it removes its watches
- *                                  and nodes. It talks xenstore's wire protocol on /dev/xen/xenbus.
+ *                                  records "xs-write" every 100 writes. Every 0.5 s it reads the node
+ *                                  again: once it is gone, it removes its watches and nodes. It
+ *                                  talks xenstore's wire protocol on /dev/xen/xenbus.
  *   wrec probe PERIOD_MS           the xenstore probe, forever: every PERIOD_MS a write of its own
  *                                  data/probe and a read back; each round trip a record "xs".
  *
@@ -279,26 +280,29 @@ static int storm(long poll_ms) {
         if (xs(XS_READ, ask, sizeof(ask)) != 0)
             continue;  /* not asked to storm */
         unsigned long watches = 0;
-        int refused = 0;
+        int write_refused = 0, watch_refused = 0;
+        double asked = mono();
         char body[96], token[32], value[32];
         for (;; n++) {
             snprintf(token, sizeof(token), "data/storm/%lu", n % 64);
             snprintf(value, sizeof(value), "%lu", n);
-            if (xs(XS_WRITE, body, two(body, sizeof(body), token, value, 0)) != 0 && !refused) {
+            if (xs(XS_WRITE, body, two(body, sizeof(body), token, value, 0)) != 0 && !write_refused) {
                 record("xs-write-refused", n);
-                refused = 1;
+                write_refused = 1;
             }
-            if (n % 16 == 0 && watches < 1024 && refused < 2) {
+            if (watches < 1024 && !watch_refused) {
                 snprintf(token, sizeof(token), "w%lu", watches);
                 if (xs(XS_WATCH, body, two(body, sizeof(body), "data/storm", token, 1)) == 0) {
                     watches++;
                 } else {
                     record("xs-quota", watches);  /* xenstored refused one more watch */
-                    refused = 2;
+                    watch_refused = 1;
                 }
             }
-            if ((n + 1) % 100 == 0) {
+            if ((n + 1) % 100 == 0)
                 record("xs-write", n + 1);
+            if (mono() - asked >= 0.5) {  /* with a watch quota's worth of events per write, writes slow */
+                asked = mono();
                 if (xs(XS_READ, ask, sizeof(ask)) != 0)
                     break;  /* dom0 took it back: the storm is over */
             }
