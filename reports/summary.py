@@ -196,6 +196,17 @@ def build(cases: Sequence[Case], repeats: Sequence[Case], sources: Sequence[str]
     no_base = [c for c in windsor if c.is_windsor and not c.has_baseline]
     if no_base:
         notes.append(f"{plural(len(no_base), 'scenario')} without a baseline to compare with: {names(no_base)}")
+    # a role the topology under test keeps in dom0, as the baseline does (sim://'s netdd-only, or a
+    # role Xen keeps in dom0 everywhere): the comparison says nothing about disaggregating it
+    in_dom0 = [c for c in windsor if c.has_baseline  # "dom0", or a process there: "dom0/xenstored"
+               and c.props.get("target_domain", "").split("/")[0] == "dom0"
+               and c.props.get("baseline.target_domain", "").split("/")[0] == "dom0"]
+    if in_dom0:
+        notes.append(f"{plural(len(in_dom0), 'scenario')} hit a role that is in dom0 on both topologies, so the "
+                     "comparison shows no disaggregation of it: "
+                     + "; ".join(f"{c.scenario} ({c.props.get('target_role', '?')} in dom0 on "
+                                 f"{c.props.get('topology')} and {c.props.get('baseline.topology')})"
+                                 for c in in_dom0[:6]))
     lost = [c for c in windsor if c.missing]
     if lost:
         notes.append(f"timelines attached but not found for {plural(len(lost), 'scenario')} (archive "

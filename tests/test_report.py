@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import MATRIX, run
+from helpers import MATRIX, pytest_argv, run
 from junitparser.xunit2 import JUnitXml
 from report_check import METRIC_KEYS, PNG, Cells, check_numbers, expected_text, report
 
@@ -130,3 +130,16 @@ def test_three_shards_merged_then_reported(matrix_junit: Path, tmp_path: Path) -
     assert said.startswith(f"READY for sign-off: {MATRIX} of {MATRIX}"), said
     md = (out / "report.md").read_text()
     assert f"1 repeat of a case shown once, with its worst outcome: {names[0].split('[')[1][:-1]}" in md
+
+
+def test_a_role_in_dom0_on_both_topologies_is_said_to_show_no_disaggregation(tmp_path: Path) -> None:
+    """netdd-only keeps xenstore in dom0, as the monolithic baseline does: the report says the
+    comparison shows nothing about disaggregating it (and says nothing of netback, which moved)."""
+    junit = tmp_path / "j.xml"
+    done = run(*pytest_argv("suites", "--topology", "netdd-only", "--roles", "xenstore,netback", "--faults", "stall",
+                            "--junitxml", str(junit), "-q"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    report(str(junit), "--out", str(tmp_path / "r"))
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert ("1 scenario hit a role that is in dom0 on both topologies, so the comparison shows no disaggregation of "
+            "it: xenstore-stall (xenstore in dom0 on netdd-only and monolithic)") in md, md
