@@ -24,11 +24,17 @@ if [ -n "$w_disk" ]; then
 fi
 if [ -n "$w_ip" ]; then
     modprobe xen-netfront
-    # The newest eth device carries the address: after the network backend is rebuilt the
-    # recovery agent attaches a new vif; the dead one is flushed so it holds no route.
+    # The newest vif carries the address: after the network backend is rebuilt the recovery
+    # agent attaches a new vif (the next device id); the dead ones are flushed so they hold no
+    # route. Newest by the vif's device id, not by the eth name: Linux gives a new device the
+    # lowest free ethN, so after a crash loop the newest vif may be eth0 beside a dead eth1.
     {
         echo '#!/bin/sh'
-        echo 'new=$(ls /sys/class/net | grep "^eth" | tail -n 1)'
+        echo 'new="" best=-1'
+        echo 'for e in $(ls /sys/class/net | grep "^eth"); do'
+        echo '    n=$(readlink "/sys/class/net/$e/device"); n=${n##*/vif-}'
+        echo '    [ "$n" -gt "$best" ] 2>/dev/null && { best=$n; new=$e; }'
+        echo 'done'
         echo '[ -n "$new" ] || exit 0'
         echo "ip -o addr show dev \"\$new\" | grep -q ' $w_ip/' && exit 0"
         echo 'for old in $(ls /sys/class/net | grep "^eth"); do'
