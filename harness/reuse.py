@@ -2,7 +2,7 @@
 
 Booting a topology is most of a short case's time (≈ 0.2 s on sim://; ≈ 30 s under TCG on the lab,
 every domain created again). After a case, its host is kept booted if the case left it clean:
-- the case ran to its end (no exception, no interrupt), its fault reverted;
+- the case ran to its end (no exception, no interrupt), its fault reverted, its role answering again;
 - the host did not reboot (a host crash re-creates everything: the next case boots afresh);
 - every guest device was progressing again, no impact escaped the blast radius, nothing outside
   it was restarted, no acknowledged write was lost.

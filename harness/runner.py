@@ -282,8 +282,8 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
         ts_late = probe_late(progress, TOOLSTACK, (t_steady, t0), t0, t_end) if survived else None
         events = {p: n for p, ts in progress.items() if p not in all_pairs and p[1] not in PROBES
                   and (n := bisect.bisect_right(ts, t_end) - bisect.bisect_left(ts, t0))}
-        clean = (recovered and survived and lost == 0 and not disturbed and not metrics.escaped
-                 and fault.reverted_at is not None)
+        clean = (ok and recovered and survived and lost == 0 and not disturbed and not metrics.escaped
+                 and fault.reverted_at is not None)  # a role that never answered again is no host to hand on
     finally:
         reuse.give_back(host, key, clean, opts.reuse)
     phase("teardown")

@@ -15,6 +15,7 @@ from harness.errors import HarnessError
 from harness.lease import Lease
 from harness.runner import FaultContext, run_case
 from harness.scenario import RunOptions, Scenario
+from harness.sim import paths
 
 OPTS = RunOptions(guests=4)
 
@@ -88,3 +89,17 @@ def test_a_lease_still_held_keeps_a_host_from_being_reused() -> None:
     assert host.reusable() == "1 leases still held"
     assert not run_case(Scenario("netback", "stall"), OPTS, "disaggregated").reused  # and it was shut down
     assert not psutil.pid_exists(manager) or psutil.Process(manager).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_role_that_never_answers_again_is_never_reused() -> None:
+    """The toolstack lost its socket while stalled (a role that never answers again; guests are
+    untouched and progress): the case fails on it, and its host is not handed on."""
+    def lose_socket(ctx: FaultContext) -> None:
+        host = ctx.host
+        assert isinstance(host, SimHost) and host.run_dir is not None
+        os.unlink(paths.toolstack(host.run_dir))
+
+    result = run_case(Scenario("toolstack", "stall"), OPTS, "disaggregated", during=lose_socket)
+    assert result.metrics.service_restart_s is None and result.metrics.guest_recovery_s is not None
+    assert not reuse._kept, "a host whose role never answered again was kept"
+    assert not run_case(Scenario("toolstack", "stall"), OPTS, "disaggregated").reused

@@ -6,6 +6,7 @@ a client either makes one request and reads one answer (`request`) or keeps a `C
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
 import socket
@@ -95,7 +96,14 @@ class Server:
                 conn, _ = self._sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            except MemoryError:  # memory-pressure: this connection is lost, the next one is served
+                continue
+            # _thread, not threading: under memory-pressure a new thread can die before it starts,
+            # and threading's start() then waits for it for ever (this loop would serve no more)
+            try:
+                _thread.start_new_thread(self._serve, (conn,))
+            except (RuntimeError, MemoryError):  # no memory for a thread: refuse this one, serve the next
+                conn.close()
 
     def _serve(self, conn: socket.socket) -> None:
         chan = Channel(conn)

@@ -150,6 +150,8 @@ class XenstoreService:
             entry = (path, str(msg.get("token", "")))
             with self._wlock:
                 watches = self._watches.setdefault(chan, [])
+                if op == "watch" and entry in watches:
+                    return {"ok": True}  # the same watch again (a client re-arming after a reconnect)
                 if op == "watch" and chan in self._guests and len(watches) >= WATCH_QUOTA:
                     return {"ok": False, "error": "EQUOTA"}
                 if op == "watch":
