@@ -96,7 +96,7 @@ def test_a_role_that_never_answers_again_is_never_reused() -> None:
     untouched and progress): the case fails on it, and its host is not handed on."""
     def lose_socket(ctx: FaultContext) -> None:
         host = ctx.host
-        assert isinstance(host, SimHost) and host.run_dir is not None
+        assert isinstance(host, SimHost) and host.run_dir  # booted: its run dir is set
         os.unlink(paths.toolstack(host.run_dir))
 
     result = run_case(Scenario("toolstack", "stall"), OPTS, "disaggregated", during=lose_socket)

@@ -48,7 +48,7 @@ def test_a_guest_is_held_to_the_watch_quota_and_a_service_domain_is_not(tmp_path
     guest, dom0 = XsClient(sock, guest=7), XsClient(sock)
     try:
         events: queue.Queue[str] = queue.Queue()
-        guest.ls("/local/domain")  # connected: a watch registered before that is sent twice (armed, then asked)
+        guest.ls("/local/domain")  # connected first: a watch armed before would also be replayed, its first event twice
         got = [guest.watch_checked("/local/domain/7/data", f"w{i}", events) for i in range(WATCH_QUOTA + 3)]
         assert got == [True] * WATCH_QUOTA + [False] * 3
         fired = [events.get(timeout=5) for _ in range(WATCH_QUOTA)]
