@@ -39,7 +39,7 @@ class GuestSpec:
     net: bool
     disk: bool
     index: int
-    console: bool = True  # a console workload (not on Xen hosts: the records travel on the console)
+    console: bool = True  # a console workload
 
     @property
     def devices(self) -> tuple[str, ...]:

@@ -4,10 +4,11 @@ tools (``xl``, ``xenstore-*``) over testinfra's ssh or local backend.
 The control domain must carry the harness's tools and images under /opt/windsor (see
 harness/xen/payload.py): ``windsor host prepare URL`` installs them on a stock Xen host, the lab's
 own dom0 has them built in. A host whose tools are another version is refused at session start,
-with the command that fixes it. Kernel roles (netback, blkback) run in driver domains when the topology says
-so; process roles stay in dom0 (Debian's Xen has no stub domains), so only netback and blkback
-can be faulted here. Times are the host's wallclock, which Xen shares with every PV domain: the
-guests' records carry it.
+with the command that fixes it. Kernel roles (netback, blkback) run in driver domains when the
+topology says so; xenstored and xenconsoled stay in dom0 (Debian's Xen has no stub domains) and
+are faulted as dom0 processes (harness/xen/daemons.py); the toolstack and the device models
+cannot be faulted here yet. Times are the host's wallclock, which Xen shares with every PV
+domain: the guests' records carry it.
 
 URL parameters: ``?inventory=FILE`` (host inventory, TOML: test host or not, dom0 faults allowed
 or not, role → domain); ``?identity=FILE`` (ssh key).
@@ -28,12 +29,13 @@ from dataclasses import replace
 from harness.backend.base import DeviceState, Entity, Health, Host, HostSpec, Target
 from harness.change import Change
 from harness.errors import HostError, UsageError
-from harness.lease import Lease, Owner
+from harness.lease import Lease
 from harness.metrics import DOM0
 from harness.model import KERNEL_ROLES, GuestSpec, Pair
 from harness.topology import Topology
 from harness.waiting import wait_until
-from harness.xen.changes import commands, uncap_dom0
+from harness.xen import daemons, domains
+from harness.xen.changes import commands, recover, uncap_dom0
 from harness.xen.inventory import HostEntry, load_inventory
 from harness.xen.payload import CURRENT, STATE, tool, tools_version
 from harness.xen.plan import Plan, make_plan
@@ -54,7 +56,7 @@ USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 
 
 class XenHost(Host):
-    roles = ("netback", "blkback")
+    roles = ("netback", "blkback", *daemons.ROLES)
     capabilities = frozenset({"kill", "pause", "cap", "memory", "link-down", "disk-error", "xenstore-storm"})
     # Real Xen under TCG is slow: a driver domain came back 19–29 s after its crash here, and a
     # monolithic host crash took 68–106 s until dom0 answered again.
@@ -95,8 +97,18 @@ class XenHost(Host):
         self.topology: Topology | None = None
         self.records = Records(())
         self.guest_names: tuple[str, ...] = ()
+        self.known: dict[str, str] = {}  # the domains xenstore last listed: name → domid
         self.offset = 0.0  # host wallclock − our wallclock
         self.boot_id = ""
+
+    @classmethod
+    def cannot(cls, role: str, fault: str) -> str | None:
+        from harness.fault import get_fault
+
+        why = super().cannot(role, fault)
+        if why is None and role in daemons.ROLES and get_fault(fault).needs & {"cap", "memory"}:
+            return f"{fault} of a dom0 process ({role}) is not possible on this kind of host (it needs cgroups)"
+        return why
 
     # -- safety -----------------------------------------------------------------------------------
     @property
@@ -128,31 +140,7 @@ class XenHost(Host):
         return self.spec.url
 
     def recover(self) -> list[str]:
-        said = []
-        out = self.remote.check(f"{tool('windsor-lease')} list; date +%s.%N", timeout=30).splitlines()
-        now = float(out[-1])
-        for line in out[:-1]:
-            words = line.split()
-            try:
-                lease_id, expires_text, owner_word, fault, target = words
-                expires = float(expires_text)
-            except ValueError:
-                said.append(f"left a damaged lease journal entry alone ({line.strip()[:120]!r}): "
-                            "see /var/lib/windsor/state/leases on the host")
-                continue
-            try:
-                owner = Owner.parse(owner_word)
-            except ValueError:
-                owner = None
-            alive = owner.alive() if owner is not None else False
-            if alive or (alive is None and expires > now):
-                said.append(f"left {fault} of {target} (lease {lease_id}) alone: {owner} holds it "
-                            f"for {expires - now:.0f}s more")
-                continue
-            ended = self.remote.run(f"{tool('windsor-lease')} end {q(lease_id)} recovery", timeout=60).out.split()
-            how = "reverted" if ended[-1:] == ["rc=0"] else "could not revert (see leases.log on the host)"
-            said.append(f"{how} {fault} of {target} (lease {lease_id}) left by {owner}, which is gone")
-        return said
+        return recover(self.remote)
 
     def swap_lease(self, expected: str, new: str) -> str:
         from harness.xen.hostlease import swap  # the host lease: /var/lib/windsor/state/host.lease
@@ -195,13 +183,15 @@ class XenHost(Host):
 
     # -- lifecycle ------------------------------------------------------------------------------
     def adapt(self, guests: Sequence[GuestSpec]) -> tuple[GuestSpec, ...]:
-        """Guests here are PV (no device model under TCG) and their records travel on the console
-        itself, so they have net, disk and heartbeat devices."""
-        return tuple(replace(g, hvm=False, console=False) for g in guests)
+        """Guests here are PV (no device model yet). Their records travel on the console, through a
+        buffer in the guest (guest-init.sh), so a console outage delays them without stopping the
+        workloads; the console device's own records are written straight to it."""
+        return tuple(replace(g, hvm=False) for g in guests)
 
     def boot(self, topology: Topology, guests: Sequence[GuestSpec], cadence: float, seed: int) -> None:
         if not self.remote.answers():
             raise HostError(f"{self.spec.url}: the control domain does not answer")
+        self.repair()
         self.topology, self.plan = topology, make_plan(topology, guests, cadence)
         if self.entry is not None:
             self.entry.check_topology(self.plan.services)
@@ -256,9 +246,28 @@ class XenHost(Host):
         missing = sorted({*self.plan.services, *self.guest_names} - set(self.domains()))
         return f"domains missing: {', '.join(missing)}" if missing else None
 
+    def repair(self) -> None:
+        """A control domain whose xenstored died (a kill: Xen 4.17 cannot start it again) cannot
+        run a topology, nor undo one: a test host is rebooted, and this returns once it is back."""
+        if self.remote.run(daemons.running("xenstore"), timeout=15).ok:
+            return
+        if not self.test_host:
+            raise HostError(f"{self.spec.url}: xenstored is not running in the control domain: reboot the host")
+        log.warning("%s: xenstored is gone (Xen 4.17 cannot start it again): rebooting the host", self.spec.url)
+        before = self.current_boot_id()
+        self.remote.run(daemons.REBOOT, timeout=10)
+
+        def back() -> bool:
+            now_id = self.current_boot_id()
+            return bool(now_id) and now_id != before and self.remote.run("cat /run/windsor-ready", timeout=10).ok
+
+        if not wait_until("the host back after its reboot", back, self.reboot_timeout_s):
+            raise HostError(f"{self.spec.url}: not back {self.reboot_timeout_s:.0f}s after a reboot")
+
     def shutdown(self) -> None:
         if self._remote is not None and self.plan is not None:
             try:
+                self.repair()
                 self.remote.run(f"{XSWATCH_STOP}; {tool('windsor-topo')} down >/dev/null 2>&1", timeout=60)
             except HostError as exc:
                 log.warning("%s: could not tear the topology down: %s", self.spec.url, exc)
@@ -269,20 +278,20 @@ class XenHost(Host):
 
     # -- domains ----------------------------------------------------------------------------------
     def domains(self) -> dict[str, str]:
-        """Running domains: name → domid (from xenstore: cheaper than xl under TCG)."""
-        out = self.remote.run(
-            "for d in $(xenstore-list /local/domain); do echo $d $(xenstore-read /local/domain/$d/name); done",
-            timeout=15).out
-        found: dict[str, str] = {}
-        for line in out.splitlines():
-            words = line.split()
-            if len(words) == 2 and (words[1] not in found or int(words[0]) > int(found[words[1]])):
-                found[words[1]] = words[0]
-        return found
+        """Running domains: name → domid (harness/xen/domains.py)."""
+        self.known = domains.listed(self.remote, self.spec.url)
+        return self.known
 
     def entities(self) -> tuple[Entity, ...]:
-        found = self.domains()
-        return (Entity("dom0", self.current_boot_id()),
+        """dom0 (its boot), its daemons (their pids) and the other domains (their domids); with
+        xenstore gone, the domains Xen itself still runs, by the ids xenstore last gave them."""
+        try:
+            found = self.domains()
+        except HostError:
+            found = domains.alive(self.remote, self.known)
+            log.warning("%s: xenstore does not answer: domains from Xen (%s)", self.spec.url,
+                        ", ".join(f"{n} {d}" for n, d in sorted(found.items())))
+        return (Entity("dom0", self.current_boot_id()), *domains.daemon_entities(self.remote),
                 *(Entity(n, d) for n, d in sorted(found.items()) if n != "Domain-0"))
 
     def current_boot_id(self) -> str:
@@ -296,6 +305,8 @@ class XenHost(Host):
         the device models) stay in dom0 here, whatever the topology says: no stub domains."""
         if role in KERNEL_ROLES:
             return super().planned_target(topology, role, guest)
+        if role in daemons.ROLES:
+            return Target(role, "dom0", daemons.process(role), guest)
         return Target(role, "dom0", guest=guest)
 
     def locate(self, role: str, guest: str | None = None) -> Target:
@@ -311,6 +322,8 @@ class XenHost(Host):
         return float(out.split()[0])
 
     def kill(self, target: Target) -> float:
+        if target.process is not None:  # SIGKILL of a daemon
+            return self._stamped(daemons.kill(target.role))
         if target.domain == "dom0":
             # a dom0 kernel crash: Xen reboots the host; the command returns before it happens
             return self._stamped("(sleep 0.1; echo c > /proc/sysrq-trigger) </dev/null >/dev/null 2>&1 &") + 0.1
@@ -323,7 +336,7 @@ class XenHost(Host):
                 f"{q(lease.fault)} {q(lease.target)} {q(undo)}")
 
     def _apply(self, change: Change, lease: Lease) -> float:
-        if change.kind in ("pause", "cap") and change.domain == "dom0":  # dom0 cannot be paused: cap it hard
+        if change.kind in ("pause", "cap") and change.entity == "dom0":  # dom0 cannot be paused: cap it hard
             return self._cap_dom0(lease, DOM0_STALL_CAP if change.kind == "pause" else int(change.args["cap_pct"]))
         undo, do = commands(change, self.remote, self.domains)
         out = self.remote.check(f"{self._take(lease, undo)} && {do} && date +%s.%N")
@@ -348,7 +361,7 @@ class XenHost(Host):
         return float(words[1])
 
     def _undo(self, lease: Lease, change: Change) -> float:
-        if not (change.domain == "dom0" and change.kind in ("pause", "cap")):
+        if not (change.entity == "dom0" and change.kind in ("pause", "cap")):
             return self._end(lease, "harness")
 
         uncapped = uncap_dom0(self.remote, self.spec.url, DOM0_STALL_MAX_S)
@@ -358,10 +371,12 @@ class XenHost(Host):
     def health(self, role: str, guest: str | None = None) -> Health:
         target = self.locate(role, guest)
         try:
+            if target.process is not None:  # a daemon: answering, and since when it runs
+                done = self.remote.run(daemons.health(role), timeout=daemons.ANSWER_S + 5)
+                return Health(done.ok, float(done.out) if done.ok else None)
             if target.domain == "dom0":
                 # windsor-boot wrote when this boot of dom0 was ready (prepare, on a host not rebooted since)
-                daemon = "'o?xenstored'" if role == "xenstore" else "xenconsoled"
-                done = self.remote.run(f"pgrep -x {daemon} >/dev/null && cat /run/windsor-ready", timeout=5)
+                done = self.remote.run("cat /run/windsor-ready", timeout=5)
                 return Health(done.ok, float(done.out) if done.ok and done.out.strip() else None)
             domid = self.domains().get(target.domain)
             if domid is None:

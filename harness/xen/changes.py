@@ -14,8 +14,10 @@ from collections.abc import Callable
 
 from harness.change import Change
 from harness.errors import HostError
+from harness.lease import Owner
 from harness.waiting import wait_until
-from harness.xen.payload import STATE
+from harness.xen import daemons
+from harness.xen.payload import STATE, tool
 from harness.xen.remote import Remote, q
 
 log = logging.getLogger("windsor.xen")
@@ -23,6 +25,11 @@ log = logging.getLogger("windsor.xen")
 
 def commands(change: Change, remote: Remote, domains: Callable[[], dict[str, str]]) -> tuple[str, str]:
     """(undo, apply) for `change`; `domains()` gives the running domains' ids by name."""
+    if change.process is not None:  # a daemon of dom0 (harness/xen/daemons.py)
+        role = daemons.role_of(change.process)
+        if role is None or change.kind != "pause":
+            raise HostError(f"Xen hosts cannot apply {change.describe()}")
+        return daemons.pause(role)
     dom = q(change.domain) if change.domain != "dom0" else "0"
     gone = f"xl domid {dom} >/dev/null 2>&1 || exit 0; "
     if change.kind == "pause":
@@ -103,3 +110,33 @@ def disk_error(change: Change, doms: dict[str, str]) -> tuple[str, str]:
     dd = doms[change.domain]
     node = f"/local/domain/{dd}/data/windsor-disk/{change.guest}"
     return f"xenstore-rm {node} 2>/dev/null; true", f"xenstore-write {node} error && xenstore-chmod {node} n{dd}"
+
+
+def recover(remote: Remote) -> list[str]:
+    """Revert what runs that are gone left in the control domain's lease journal (windsor-lease);
+    one line per lease. Leases of live runs are left alone."""
+    said = []
+    out = remote.check(f"{tool('windsor-lease')} list; date +%s.%N", timeout=30).splitlines()
+    now = float(out[-1])
+    for line in out[:-1]:
+        words = line.split()
+        try:
+            lease_id, expires_text, owner_word, fault, target = words
+            expires = float(expires_text)
+        except ValueError:
+            said.append(f"left a damaged lease journal entry alone ({line.strip()[:120]!r}): "
+                        "see /var/lib/windsor/state/leases on the host")
+            continue
+        try:
+            owner = Owner.parse(owner_word)
+        except ValueError:
+            owner = None
+        alive = owner.alive() if owner is not None else False
+        if alive or (alive is None and expires > now):
+            said.append(f"left {fault} of {target} (lease {lease_id}) alone: {owner} holds it "
+                        f"for {expires - now:.0f}s more")
+            continue
+        ended = remote.run(f"{tool('windsor-lease')} end {q(lease_id)} recovery", timeout=60).out.split()
+        how = "reverted" if ended[-1:] == ["rc=0"] else "could not revert (see leases.log on the host)"
+        said.append(f"{how} {fault} of {target} (lease {lease_id}) left by {owner}, which is gone")
+    return said

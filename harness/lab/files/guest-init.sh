@@ -1,7 +1,6 @@
 #!/bin/busybox sh
 # A lab guest: busybox, wrec and its front-end drivers. Its workloads print records on the
-# console (hvc0), which xenconsoled in dom0 writes to /var/log/xen/console/guest-NAME.log — a
-# channel outside netback and blkback. Record: "WREC <unix time s.ns, Xen's shared wallclock>
+# console (hvc0), which dom0 reads (windsor-console) — a channel outside netback and blkback. Record: "WREC <unix time s.ns, Xen's shared wallclock>
 # <device> <seq>" (wrec.c). What to run comes from the kernel command line (xl.cfg `extra`):
 #   windsor.ip=10.0.0.N windsor.peer=10.0.0.M windsor.disk=1 windsor.cadence=MS
 /bin/busybox --install -s /bin
@@ -14,6 +13,14 @@ for word in $(cat /proc/cmdline); do
     case "$word" in windsor.*=*) key=${word%%=*}; eval "w_${key#windsor.}=\${word#*=}" ;; esac
 done
 cadence=${w_cadence:-250}
+# Every workload's records go through a FIFO that `wrec pump` copies to hvc0: while the console
+# backend is down (xenconsoled stalled or dead, hvc0's ring full) the pump waits and the workloads
+# go on; their records reach dom0 when the console is back, with their own times. The console's
+# own workload writes to hvc0 itself: its records stop while the console is down.
+mkfifo /records
+wrec pump </records >/dev/console &
+exec >/records
+wrec beat console "$cadence" >/dev/console &
 wrec stamp boot 0
 wrec beat heartbeat "$cadence" &
 wrec storm 200 &  # a xenstore storm when dom0 asks (data/windsor-storm); idle otherwise

@@ -27,6 +27,13 @@
  *                                  talks xenstore's wire protocol on /dev/xen/xenbus.
  *   wrec probe PERIOD_MS           the xenstore probe, forever: every PERIOD_MS a write of its own
  *                                  data/probe and a read back; each round trip a record "xs".
+ *   wrec pump                      copy stdin (the FIFO every workload writes its records to) to
+ *                                  stdout (hvc0), whole lines only, the FIFO grown to 1 MiB: when
+ *                                  the console backend stops reading (xenconsoled stalled or dead,
+ *                                  and hvc0's 2 KiB ring full) this copy waits, not the workloads,
+ *                                  for about 20 minutes of records; they reach dom0 late, with the
+ *                                  times they were made. (`wrec beat console` writes to hvc0 itself:
+ *                                  the console's own records stop while it is down.)
  *
  * A record is "WREC <unix seconds.nanoseconds> <device> <seq>" on stdout (the guest's console).
  * A PV guest's CLOCK_REALTIME comes from the wallclock Xen shares with every domain, so records
@@ -36,6 +43,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/ip.h>
 #include <netinet/ip_icmp.h>
@@ -333,6 +341,40 @@ static int probe(long period_ms) {
     }
 }
 
+static int pump(void) {
+    static char buf[65536];
+    size_t have = 0;
+    fcntl(0, F_SETPIPE_SZ, 1 << 20);  /* the default 64 KiB holds about a minute of records */
+    for (;;) {
+        ssize_t n = read(0, buf + have, sizeof(buf) - have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {  /* no writer left (init keeps one open): what is left goes too */
+            if (have > 0 && write(1, buf, have) < 0)
+                return 1;
+            return n < 0;
+        }
+        have += (size_t)n;
+        size_t whole = have;  /* up to the last newline: a line is never split around another writer's */
+        while (whole > 0 && buf[whole - 1] != '\n')
+            whole--;
+        if (whole == 0 && have < sizeof(buf))
+            continue;
+        if (whole == 0)
+            whole = have;
+        for (size_t off = 0; off < whole;) {
+            ssize_t w = write(1, buf + off, whole - off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0)
+                return 1;
+            off += (size_t)w;
+        }
+        memmove(buf, buf + whole, have - whole);
+        have -= whole;
+    }
+}
+
 int main(int argc, char **argv) {
     signal(SIGCHLD, SIG_DFL);
     if (argc == 2 && strcmp(argv[1], "now") == 0) {
@@ -353,6 +395,8 @@ int main(int argc, char **argv) {
         return storm(atol(argv[2]));
     if (argc == 3 && strcmp(argv[1], "probe") == 0)
         return probe(atol(argv[2]));
+    if (argc == 2 && strcmp(argv[1], "pump") == 0)
+        return pump();
     if (argc == 4 && strcmp(argv[1], "beat") == 0) {
         long period_ns = atol(argv[3]) * 1000000L;
         struct timespec next;
@@ -370,6 +414,6 @@ int main(int argc, char **argv) {
         }
     }
     fprintf(stderr, "usage: wrec now | stamp DEVICE SEQ | beat DEVICE PERIOD_MS | "
-                    "net PEER_IP PERIOD_MS TIMEOUT_MS HOOK | disk SLOTS TIMEOUT_MS PERIOD_MS | storm POLL_MS | probe PERIOD_MS\n");
+                    "net PEER_IP PERIOD_MS TIMEOUT_MS HOOK | disk SLOTS TIMEOUT_MS PERIOD_MS | storm POLL_MS | probe PERIOD_MS | pump\n");
     return 2;
 }

@@ -1,0 +1,80 @@
+"""The process roles of a Xen host's control domain: xenstore (``oxenstored`` or ``xenstored``,
+whichever runs) and the console (``xenconsoled``). Debian's Xen has no stub domains for them, so
+they live in dom0 whatever the topology says: a fault hits the daemon, never dom0's kernel.
+
+- kill: SIGKILL. Nothing of Xen's restarts either daemon. The recovery agent (windsor-agent)
+  starts a dead ``xenconsoled`` again with the command line it had, as a supervisor would; a dead
+  xenstored cannot be restarted in Xen 4.17 (no live-update state), so the role never answers
+  again: the host needs a reboot (`XenHost` reboots a test host before it uses it again).
+- stall: SIGSTOP, undone by SIGCONT (journalled by windsor-lease like every change).
+- throttle and memory pressure of one dom0 process: not here (they need cgroups on the host).
+
+Health is the daemon answering, not only running: a stopped process is not healthy, and xenstored
+must answer a read within `ANSWER_S`. Its ``ready_since`` is when the running process started (host
+wallclock, from /proc: 10 ms), so a restarted daemon is told from the one that was hit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from harness.xen.remote import q
+
+ROLES: Mapping[str, tuple[str, ...]] = {"xenstore": ("oxenstored", "xenstored"), "console": ("xenconsoled",)}
+ANSWER_S = 3
+
+# the oldest process named $n: its pid, its state letter and when it started (host wallclock)
+_STARTED = ("p=$(pgrep -xo \"$n\") || exit 1; s=$(sed 's/.*) //' /proc/$p/stat) || exit 1; "
+            "set -- $s; st=$1; shift 19; read up _ </proc/uptime; "
+            "awk -v p=$p -v st=$st -v now=$(date +%s.%N) -v up=$up -v t=$1 -v hz=$(getconf CLK_TCK) "
+            "'BEGIN { printf \"%s %s %.3f\\n\", p, st, now - up + t / hz }'")
+
+
+def daemon(role: str) -> str:
+    """The shell words that set $n to the role's daemon name on the host (the first one running,
+    else the first the role knows)."""
+    names = ROLES[role]
+    each = " ".join(q(n) for n in names)
+    return (f"n=$(for x in {each}; do pgrep -x \"$x\" >/dev/null && {{ echo \"$x\"; break; }}; done); "
+            f"n=${{n:-{q(names[0])}}}")
+
+
+def process(role: str) -> str:
+    """The daemon's generic name, as a target's process (``xenstored``, ``xenconsoled``)."""
+    return "xenstored" if role == "xenstore" else ROLES[role][0]
+
+
+def started(role: str) -> str:
+    """A command printing "PID STATE STARTED" of the role's daemon; exit 1 if none runs."""
+    return f"{daemon(role)}; {_STARTED}"
+
+
+def health(role: str) -> str:
+    """A command printing the daemon's start time if it runs, is not stopped, and (xenstore)
+    answers a read; exit non-zero otherwise."""
+    answers = f" && timeout {ANSWER_S} xenstore-read /local/domain/0/name >/dev/null" if role == "xenstore" else ""
+    return (f"out=$({started(role)}) && set -- $out && [ \"$2\" != T ] && [ \"$2\" != t ]{answers} "
+            "&& echo $3")
+
+
+def kill(role: str) -> str:
+    return f"{daemon(role)}; pkill -KILL -x \"$n\""
+
+
+def pause(role: str) -> tuple[str, str]:
+    """(undo, apply) of a stall of the role's daemon."""
+    return f"{daemon(role)}; pkill -CONT -x \"$n\"; true", f"{daemon(role)}; pkill -STOP -x \"$n\""
+
+
+def role_of(process_name: str | None) -> str | None:
+    """The role whose daemon a target's process is (None: not a daemon of ours)."""
+    return next((r for r in ROLES if process_name is not None and process(r) == process_name), None)
+
+
+def running(role: str) -> str:
+    """A command that exits 0 when the role's daemon runs (stopped or not)."""
+    return f"{daemon(role)}; pgrep -x \"$n\" >/dev/null"
+
+
+# a reboot of the control domain now (Xen then resets the machine): after the command returned
+REBOOT = "(sleep 0.5; echo b > /proc/sysrq-trigger) </dev/null >/dev/null 2>&1 &"

@@ -1,0 +1,39 @@
+"""What runs on a Xen host, as the harness tells incarnations apart: the domains by name (from
+xenstore: cheaper than `xl list` under TCG), or — with xenstored gone, when xenstore and `xl`
+hang — the domain ids Xen itself still runs (``wstall list``: libxenctrl), and dom0's daemons by
+pid."""
+
+from __future__ import annotations
+
+from harness.backend.base import Entity
+from harness.errors import HostError
+from harness.xen import daemons
+from harness.xen.payload import tool
+from harness.xen.remote import Remote
+
+
+def listed(remote: Remote, url: str) -> dict[str, str]:
+    """Running domains: name → domid, from xenstore; HostError if xenstore does not answer."""
+    done = remote.run("l=$(timeout 10 xenstore-list /local/domain) || exit 1; "
+                      "for d in $l; do echo $d $(timeout 5 xenstore-read /local/domain/$d/name); done", timeout=30)
+    if not done.ok:
+        raise HostError(f"{url}: xenstore does not list the domains (rc {done.rc})")
+    found: dict[str, str] = {}
+    for line in done.out.splitlines():
+        words = line.split()
+        if len(words) == 2 and (words[1] not in found or int(words[0]) > int(found[words[1]])):
+            found[words[1]] = words[0]
+    return found
+
+
+def alive(remote: Remote, known: dict[str, str]) -> dict[str, str]:
+    """Of the domains xenstore last listed (`known`), those whose id Xen still runs."""
+    ids = set(remote.check(f"{tool('wstall')} list", timeout=30).split())
+    return {name: domid for name, domid in known.items() if domid in ids}
+
+
+def daemon_entities(remote: Remote) -> list[Entity]:
+    """dom0's daemons (``dom0/xenstored``, ``dom0/xenconsoled``), each by its pid."""
+    done = remote.run("; ".join(f"echo {r} $({daemons.started(r)})" for r in daemons.ROLES), timeout=30)
+    return [Entity(f"dom0/{daemons.process(w[0])}", w[1]) for w in map(str.split, done.out.splitlines())
+            if len(w) == 4 and w[0] in daemons.ROLES]
