@@ -173,9 +173,11 @@ def test_lab_fault_is_reverted_however_the_run_ends(
                 # (in a CI run here wstall capped dom0 3.1 s after the time the harness recorded
                 # as the injection, so 1 s was not enough; the assertion below still checks that
                 # the harness died inside the real cap)
+                # (and 7.9 s once, with the recovery agent running in the monolithic dom0): 10 s
+                # into the 20 s window
                 line = next(x for x in lines if f"injected {fault} on {target}" in x)
                 hit = float(line.split("at host time ")[1].split(";")[0]) - offset
-                assert wait_until("5 s into the cap", lambda: time.time() > hit + 5.0, 30)
+                assert wait_until("10 s into the cap", lambda: time.time() > hit + 10.0, 30)
             t_trigger = time.time()
             proc.send_signal(SIGNALS[trigger])
         proc.wait(600)
