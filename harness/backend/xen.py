@@ -247,22 +247,9 @@ class XenHost(Host):
         return f"domains missing: {', '.join(missing)}" if missing else None
 
     def repair(self) -> None:
-        """A control domain whose xenstored died (a kill: Xen 4.17 cannot start it again) cannot
-        run a topology, nor undo one: a test host is rebooted, and this returns once it is back."""
-        if self.remote.run(daemons.running("xenstore"), timeout=15).ok:
-            return
-        if not self.test_host:
-            raise HostError(f"{self.spec.url}: xenstored is not running in the control domain: reboot the host")
-        log.warning("%s: xenstored is gone (Xen 4.17 cannot start it again): rebooting the host", self.spec.url)
-        before = self.current_boot_id()
-        self.remote.run(daemons.REBOOT, timeout=10)
-
-        def back() -> bool:
-            now_id = self.current_boot_id()
-            return bool(now_id) and now_id != before and self.remote.run("cat /run/windsor-ready", timeout=10).ok
-
-        if not wait_until("the host back after its reboot", back, self.reboot_timeout_s):
-            raise HostError(f"{self.spec.url}: not back {self.reboot_timeout_s:.0f}s after a reboot")
+        """A control domain whose xenstored died cannot run a topology, nor undo one: a test host
+        is rebooted (harness/xen/daemons.py); this returns once it is back."""
+        daemons.repair(self.remote, self.spec.url, self.test_host, self.current_boot_id, self.reboot_timeout_s)
 
     def shutdown(self) -> None:
         if self._remote is not None and self.plan is not None:

@@ -16,9 +16,14 @@ wallclock, from /proc: 10 ms), so a restarted daemon is told from the one that w
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 
-from harness.xen.remote import q
+from harness.errors import HostError
+from harness.waiting import wait_until
+from harness.xen.remote import Remote, q
+
+log = logging.getLogger("windsor.xen")
 
 ROLES: Mapping[str, tuple[str, ...]] = {"xenstore": ("oxenstored", "xenstored"), "console": ("xenconsoled",)}
 ANSWER_S = 3
@@ -78,3 +83,22 @@ def running(role: str) -> str:
 
 # a reboot of the control domain now (Xen then resets the machine): after the command returned
 REBOOT = "(sleep 0.5; echo b > /proc/sysrq-trigger) </dev/null >/dev/null 2>&1 &"
+
+
+def repair(remote: Remote, url: str, test_host: bool, boot_id: Callable[[], str], timeout_s: float) -> None:
+    """A control domain whose xenstored died (a kill: Xen 4.17 cannot start it again): a test
+    host is rebooted, and this returns once it is back; any other host is refused in one line."""
+    if remote.run(running("xenstore"), timeout=15).ok:
+        return
+    if not test_host:
+        raise HostError(f"{url}: xenstored is not running in the control domain: reboot the host")
+    log.warning("%s: xenstored is gone (Xen 4.17 cannot start it again): rebooting the host", url)
+    before = boot_id()
+    remote.run(REBOOT, timeout=10)
+
+    def back() -> bool:
+        now_id = boot_id()
+        return bool(now_id) and now_id != before and remote.run("cat /run/windsor-ready", timeout=10).ok
+
+    if not wait_until("the host back after its reboot", back, timeout_s):
+        raise HostError(f"{url}: not back {timeout_s:.0f}s after a reboot")
