@@ -35,7 +35,7 @@ def test_matrix_is_green_with_baseline_in_every_case(matrix_junit: Path) -> None
         assert all(v.strip() for v in props.values()), [k for k, v in props.items() if not v.strip()]
         assert props["disturbed"] == "none" and props["baseline.host"] == props["host"], name
         in_effect = {"kill": "none", "stall": "duration_s=1", "throttle": "duration_s=1,cap_pct=10",
-                     "crash-loop": "times=3,wait_s=60", "memory-pressure": "duration_s=1,memory_pct=50",
+                     "crash-loop": "times=3,wait_s=10", "memory-pressure": "duration_s=1,memory_pct=50",
                      "partition": "duration_s=1,all=False", "disk-error": "duration_s=1",
                      "xenstore-storm": "duration_s=1"}
         assert props["fault_params"] == in_effect[props["fault"]], name
@@ -80,9 +80,15 @@ def test_the_catalogue_shows_what_each_fault_must(matrix_junit: Path) -> None:
     assert float(k["toolstack_late_s"]) < 0.5 and k["baseline.toolstack_late_s"] == "none", k
     for role in ("netback", "blkback", "xenstore"):
         _, c, _ = got[f"test_fault_contained[{role}-crash-loop]"]
-        assert len(c["fault_hits_s"].split()) == 3 and len(c["baseline.fault_hits_s"].split()) == 3, c
-        in_dom0_kernel = role != "xenstore"  # monolithic: every crash of netback or blkback is a host crash
+        # monolithic: every crash of netback or blkback is a host crash; dom0's xenstored, as on Xen
+        # 4.17, never comes back, so its loop stops after the first (the others' xenstore waits on)
+        in_dom0_kernel = role != "xenstore"
+        hits = 3 if in_dom0_kernel else 1
+        assert len(c["fault_hits_s"].split()) == 3 and len(c["baseline.fault_hits_s"].split()) == hits, c
         assert c["host_survived"] == "true" and c["baseline.host_survived"] == str(not in_dom0_kernel).lower()
+    _, k, _ = got["test_fault_contained[xenstore-kill]"]  # xenstore domain restarted; dom0's xenstored never
+    assert float(k["service_restart_s"]) > 0 and k["baseline.service_restart_s"] == "none", k
+    assert float(k["baseline.xenstore_late_s"]) >= 5 and k["baseline.guests_impacted"] == "0", k
 
 
 def test_baseline_read_back_from_junit(matrix_junit: Path, tmp_path: Path) -> None:

@@ -204,8 +204,9 @@ def dom0_image(files: LabFiles, release: str) -> None:
             "PermitRootLogin prohibit-password\nUseDNS no\nPasswordAuthentication no\n")
         pack(root, files.dom0_cpio)
 
-    stage(files.root, "dom0", f"{release} {init} {tools_version()} {contents} {DOM0_MODULES} {PRUNE} {userland}",
-          make)
+    rootfs = (files.root / ".rootfs.stamp").read_text()  # a new root (DOM0_PACKAGES) makes a new image
+    stage(files.root, "dom0", f"{release} {init} {tools_version()} {contents} {DOM0_MODULES} {PRUNE} {userland} "
+          f"{rootfs}", make)
 
 
 def pack(root: Path, out: Path) -> None:
