@@ -66,7 +66,7 @@ def test_a_stock_xen_host_is_prepared_runs_a_case_and_is_left_clean(stock: tuple
     assert listing(lab) == before
 
     cold = run("windsor", "host", "prepare", url, timeout=900)
-    assert cold.returncode == 0 and "uploaded 12 files" in cold.stdout, cold.stdout[-2000:] + cold.stderr[-2000:]
+    assert cold.returncode == 0 and "uploaded 13 files" in cold.stdout, cold.stdout[-2000:] + cold.stderr[-2000:]
     warm = run("windsor", "host", "prepare", url)
     assert warm.returncode == 0 and "uploaded 0 files" in warm.stdout, warm.stdout[-2000:] + warm.stderr[-2000:]
     print(cold.stdout.splitlines()[-1], warm.stdout.splitlines()[-1], sep="\n")

@@ -12,7 +12,7 @@ from harness.model import fleet
 from harness.topology import load_topology
 from harness.waiting import wait_until
 from harness.xen.inventory import load_inventory
-from harness.xen.plan import make_plan
+from harness.xen.plan import make_plan, xen_guests
 from harness.xen.records import MARK, Records
 from harness.xen.remote import Remote, q
 
@@ -57,11 +57,19 @@ def test_lost_writes_are_counted_against_the_disk() -> None:
 
 
 def test_disaggregated_plan_puts_backends_in_driver_domains() -> None:
-    guests = fleet(4, 0)
+    guests = xen_guests(fleet(4, 0), has_qemu=True)
     plan = make_plan(load_topology("disaggregated"), guests, 0.25)
     assert plan.services == {"blkdd": ("blkback",), "netdd": ("netback",)}
     netdd = plan.files["auto/11-netdd.cfg"]
     assert 'on_crash = "restart"' in netdd and "driver_domain = 1" in netdd and "windsor.roles=net" in netdd
+    # g01, the one HVM guest: its emulated disk (QEMU in dom0) only; g04 (HVM on sim) is PV here
+    assert [g.name for g in guests if g.hvm] == ["g01"] and guests[0].devices == ("emul", "console", "heartbeat")
+    hvm = plan.files["auto/51-g01.cfg"]
+    assert 'type = "hvm"' in hvm and "/emul/g01.img" in hvm and "windsor.emul=sda" in hvm and "backend=" not in hvm
+    assert 'type = "pv"' in plan.files["auto/54-g04.cfg"]
+    guests = xen_guests(fleet(4, 0), has_qemu=False)  # a host without QEMU: every guest PV, as sim's devices
+    assert not any(g.hvm for g in guests) and guests[0].net and guests[0].disk
+    plan = make_plan(load_topology("disaggregated"), guests, 0.25)
     g01 = plan.files["auto/51-g01.cfg"]
     assert "backend=netdd" in g01 and "backend=blkdd" in g01 and "windsor.cadence=250" in g01
     assert plan.files["attach/g01"].splitlines()[0].startswith("net netdd ")
@@ -72,7 +80,7 @@ def test_disaggregated_plan_puts_backends_in_driver_domains() -> None:
 
 
 def test_monolithic_plan_keeps_backends_in_dom0() -> None:
-    plan = make_plan(load_topology("monolithic"), fleet(3, 0), 0.5)
+    plan = make_plan(load_topology("monolithic"), xen_guests(fleet(3, 0), has_qemu=False), 0.5)
     assert plan.services == {}
     assert not any(name.startswith(("service/", "auto/1")) for name in plan.files)
     assert "backend=" not in plan.files["auto/51-g01.cfg"]

@@ -6,8 +6,8 @@ harness/xen/payload.py): ``windsor host prepare URL`` installs them on a stock X
 own dom0 has them built in. A host whose tools are another version is refused at session start,
 with the command that fixes it. Kernel roles (netback, blkback) run in driver domains when the
 topology says so; xenstored and xenconsoled stay in dom0 (Debian's Xen has no stub domains) and
-are faulted as dom0 processes (harness/xen/daemons.py); the toolstack and the device models
-cannot be faulted here yet. Times are the host's wallclock, which Xen shares with every PV
+are faulted as dom0 processes (harness/xen/daemons.py), as is an HVM guest's device model (QEMU
+in dom0); the toolstack cannot be faulted here yet. Times are the host's wallclock, which Xen shares with every PV
 domain: the guests' records carry it.
 
 URL parameters: ``?inventory=FILE`` (host inventory, TOML: test host or not, dom0 faults allowed
@@ -24,7 +24,6 @@ import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 
 from harness.backend.base import DeviceState, Entity, Health, Host, HostSpec, Target
 from harness.change import Change
@@ -38,7 +37,7 @@ from harness.xen import daemons, domains
 from harness.xen.changes import commands, recover, uncap_dom0
 from harness.xen.inventory import HostEntry, load_inventory
 from harness.xen.payload import CURRENT, STATE, tool, tools_version
-from harness.xen.plan import Plan, make_plan
+from harness.xen.plan import Plan, make_plan, xen_guests
 from harness.xen.records import Records
 from harness.xen.remote import Remote, q
 
@@ -51,12 +50,13 @@ DOM0_STALL_MAX_S = 600.0
 DOM0_STALL_CAP = 5
 LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOSTNAME_RE = re.compile(rf"^(?=.{{1,253}}$){LABEL}(?:\.{LABEL})*$|^\[?[0-9A-Fa-f:.]{{2,45}}\]?$")
+QEMU = "/usr/libexec/xen-qemu-system-i386"  # libxl's device model on Debian (qemu-system-xen)
 XSWATCH_STOP = f"kill -- -$(cat {STATE}/xswatch.pid 2>/dev/null) 2>/dev/null; rm -f {STATE}/xswatch.pid"
 USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 
 
 class XenHost(Host):
-    roles = ("netback", "blkback", *daemons.ROLES)
+    roles = ("netback", "blkback", *daemons.ROLES, daemons.DEVICE_MODEL)
     capabilities = frozenset({"kill", "pause", "cap", "memory", "link-down", "disk-error", "xenstore-storm"})
     # Real Xen under TCG is slow: a driver domain came back 19–29 s after its crash here, and a
     # monolithic host crash took 68–106 s until dom0 answered again.
@@ -97,8 +97,10 @@ class XenHost(Host):
         self.topology: Topology | None = None
         self.records = Records(())
         self.guest_names: tuple[str, ...] = ()
+        self.hvm_names: tuple[str, ...] = ()
         self.known: dict[str, str] = {}  # the domains xenstore last listed: name → domid
         self.offset = 0.0  # host wallclock − our wallclock
+        self.has_qemu: bool | None = None  # does dom0 have a device model (Debian's qemu-system-xen)?
         self.boot_id = ""
 
     @classmethod
@@ -106,7 +108,8 @@ class XenHost(Host):
         from harness.fault import get_fault
 
         why = super().cannot(role, fault)
-        if why is None and role in daemons.ROLES and get_fault(fault).needs & {"cap", "memory"}:
+        in_dom0 = role in (*daemons.ROLES, daemons.DEVICE_MODEL)
+        if why is None and in_dom0 and get_fault(fault).needs & {"cap", "memory"}:
             return f"{fault} of a dom0 process ({role}) is not possible on this kind of host (it needs cgroups)"
         return why
 
@@ -183,10 +186,19 @@ class XenHost(Host):
 
     # -- lifecycle ------------------------------------------------------------------------------
     def adapt(self, guests: Sequence[GuestSpec]) -> tuple[GuestSpec, ...]:
-        """Guests here are PV (no device model yet). Their records travel on the console, through a
-        buffer in the guest (guest-init.sh), so a console outage delays them without stopping the
-        workloads; the console device's own records are written straight to it."""
-        return tuple(replace(g, hvm=False) for g in guests)
+        """One HVM guest, its device model in dom0, the others PV (harness/xen/plan.py's
+        `xen_guests`). Records travel on the console, through a buffer in the guest
+        (guest-init.sh), so a console outage delays them without stopping the workloads; the
+        console device's own records are written straight to it."""
+        if self.has_qemu is None:
+            try:
+                self.has_qemu = self.remote.run(f"[ -x {QEMU} ]", timeout=15).ok
+            except HostError:  # not reachable (a dry run): as if it had one; a real run stops at boot
+                return xen_guests(guests, True)
+            if not self.has_qemu:
+                log.warning("%s: no device model in dom0 (%s: apt install qemu-system-xen): every guest is PV",
+                            self.spec.url, QEMU)
+        return xen_guests(guests, self.has_qemu)
 
     def boot(self, topology: Topology, guests: Sequence[GuestSpec], cadence: float, seed: int) -> None:
         if not self.remote.answers():
@@ -196,6 +208,7 @@ class XenHost(Host):
         if self.entry is not None:
             self.entry.check_topology(self.plan.services)
         self.guest_names = tuple(g.name for g in guests)
+        self.hvm_names = tuple(g.name for g in guests if g.hvm)
         self.records = Records((*self.guest_names, DOM0))  # dom0's: its toolstack probe (windsor-xswatch)
         self.sync_clock()
         log.info("%s: creating %s (%s) and %d guests", self.spec.url, topology.name,
@@ -244,7 +257,10 @@ class XenHost(Host):
         if not leases.ok or leases.out.strip():
             return "a lease is still held" if leases.ok else f"its lease journal cannot be read ({leases.err.strip()})"
         missing = sorted({*self.plan.services, *self.guest_names} - set(self.domains()))
-        return f"domains missing: {', '.join(missing)}" if missing else None
+        if missing:
+            return f"domains missing: {', '.join(missing)}"
+        dead = [g for g in self.hvm_names if not self.health(daemons.DEVICE_MODEL, g).ok]
+        return f"the device model of {', '.join(dead)} is not running (its guest is frozen)" if dead else None
 
     def repair(self) -> None:
         """A control domain whose xenstored died cannot run a topology, nor undo one: a test host
@@ -278,7 +294,7 @@ class XenHost(Host):
             found = domains.alive(self.remote, self.known)
             log.warning("%s: xenstore does not answer: domains from Xen (%s)", self.spec.url,
                         ", ".join(f"{n} {d}" for n, d in sorted(found.items())))
-        return (Entity("dom0", self.current_boot_id()), *domains.daemon_entities(self.remote),
+        return (Entity("dom0", self.current_boot_id()), *domains.daemon_entities(self.remote, self.hvm_names),
                 *(Entity(n, d) for n, d in sorted(found.items()) if n != "Domain-0"))
 
     def current_boot_id(self) -> str:
@@ -292,8 +308,8 @@ class XenHost(Host):
         the device models) stay in dom0 here, whatever the topology says: no stub domains."""
         if role in KERNEL_ROLES:
             return super().planned_target(topology, role, guest)
-        if role in daemons.ROLES:
-            return Target(role, "dom0", daemons.process(role), guest)
+        if role in (*daemons.ROLES, daemons.DEVICE_MODEL):
+            return Target(role, "dom0", daemons.process(role, guest), guest)
         return Target(role, "dom0", guest=guest)
 
     def locate(self, role: str, guest: str | None = None) -> Target:
@@ -310,7 +326,7 @@ class XenHost(Host):
 
     def kill(self, target: Target) -> float:
         if target.process is not None:  # SIGKILL of a daemon
-            return self._stamped(daemons.kill(target.role))
+            return self._stamped(daemons.kill(target.role, target.guest))
         if target.domain == "dom0":
             # a dom0 kernel crash: Xen reboots the host; the command returns before it happens
             return self._stamped("(sleep 0.1; echo c > /proc/sysrq-trigger) </dev/null >/dev/null 2>&1 &") + 0.1
@@ -359,7 +375,7 @@ class XenHost(Host):
         target = self.locate(role, guest)
         try:
             if target.process is not None:  # a daemon: answering, and since when it runs
-                done = self.remote.run(daemons.health(role), timeout=daemons.ANSWER_S + 5)
+                done = self.remote.run(daemons.health(role, target.guest), timeout=daemons.ANSWER_S + 5)
                 return Health(done.ok, float(done.out) if done.ok else None)
             if target.domain == "dom0":
                 # windsor-boot wrote when this boot of dom0 was ready (prepare, on a host not rebooted since)

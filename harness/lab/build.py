@@ -25,8 +25,9 @@ SUITE = "bookworm"
 # what the host needs
 LAB_APT = ("qemu-system-x86", "qemu-utils", "debootstrap", "cpio", "kmod", "openssh-client", "gcc", "libc6-dev",
            "e2fsprogs")
+# qemu-system-xen: HVM guests' device model (libxl's default /usr/libexec/xen-qemu-system-i386; +41 MB)
 DOM0_PACKAGES = ("xen-utils-4.17", "iproute2", "bridge-utils", "busybox", "kmod", "openssh-server",
-                 "procps", "iputils-ping", "coreutils", "dmsetup")
+                 "procps", "iputils-ping", "coreutils", "dmsetup", "qemu-system-xen")
 # dom0's Xen userland, overlaid at exactly the hypervisor's version (debootstrap takes the suite's
 # older one: with xen-utils 4.17.5 on a 4.17.7 hypervisor, xl corrupted its heap now and then)
 XEN_USERLAND = ("xen-utils-4.17", "xen-utils-common", "xenstore-utils", "libxenmisc4.17", "libxencall1",

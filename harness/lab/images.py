@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness.lab.build import FILES, LabFiles, pack, run, stage
 
-GUEST_MODULES = ("xen-netfront", "xen-blkfront")
+GUEST_MODULES = ("xen-netfront", "xen-blkfront", "ahci", "sd_mod")  # ahci, sd_mod: an HVM guest's emulated disk
 DD_MODULES = ("xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenfs", "xen-netback", "bridge",
               "xen-blkback", "xen-blkfront", "dm-mod")
 HOTPLUG = ("windsor-vif", "windsor-block")  # our lean hotplug scripts (harness/xen/payload.py)

@@ -44,7 +44,8 @@ READY = b"WINDSOR: dom0 ready"
 BOOT_TIMEOUT_S = 180.0
 RESTART_WAIT_S = 10.0  # the watchdog starts a fresh QEMU within about a second of a reset
 STATE_DISK_MB = 512
-XEN_ARGS = ("dom0_mem=1024M,max:1024M dom0_max_vcpus=2 console=com1 com1=115200,8n1 loglvl=all "
+# dom0 is an initramfs of ≈ 300 MB: at 1024M its kernel could not unpack it (with qemu-system-xen)
+XEN_ARGS = ("dom0_mem=1536M,max:1536M dom0_max_vcpus=2 console=com1 com1=115200,8n1 loglvl=all "
             "guest_loglvl=all console_timestamps=boot smap=0 smep=0")  # TCG: dom0 dies without smap/smep=0
 DOM0_ARGS = "console=hvc0 earlyprintk=xen rdinit=/init"
 

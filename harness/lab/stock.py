@@ -20,7 +20,8 @@ from pathlib import Path
 from harness.lab.build import SUITE, mirror, run, stage
 
 STOCK_PACKAGES = ("systemd-sysv", "xen-system-amd64", "openssh-server", "linux-image-amd64", "bridge-utils",
-                  "iproute2", "initramfs-tools", "ifupdown", "isc-dhcp-client")
+                  "iproute2", "initramfs-tools", "ifupdown", "isc-dhcp-client",
+                  "qemu-system-xen")  # what xen-utils recommends (apt installs it): HVM guests' device model
 DISK_GB = 3
 HOSTNAME = "stock-xen"
 # what an admin writes: the NIC (QEMU's virtio-net is ens3) on DHCP, root by key only

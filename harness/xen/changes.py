@@ -25,11 +25,11 @@ log = logging.getLogger("windsor.xen")
 
 def commands(change: Change, remote: Remote, domains: Callable[[], dict[str, str]]) -> tuple[str, str]:
     """(undo, apply) for `change`; `domains()` gives the running domains' ids by name."""
-    if change.process is not None:  # a daemon of dom0 (harness/xen/daemons.py)
+    if change.process is not None:  # a process of dom0: a daemon or a device model (harness/xen/daemons.py)
         role = daemons.role_of(change.process)
         if role is None or change.kind != "pause":
             raise HostError(f"Xen hosts cannot apply {change.describe()}")
-        return daemons.pause(role)
+        return daemons.pause(role, change.guest)
     dom = q(change.domain) if change.domain != "dom0" else "0"
     gone = f"xl domid {dom} >/dev/null 2>&1 || exit 0; "
     if change.kind == "pause":

@@ -1,15 +1,19 @@
 """The process roles of a Xen host's control domain: xenstore (``oxenstored`` or ``xenstored``,
-whichever runs) and the console (``xenconsoled``). Debian's Xen has no stub domains for them, so
-they live in dom0 whatever the topology says: a fault hits the daemon, never dom0's kernel.
+whichever runs), the console (``xenconsoled``) and each HVM guest's device model (Debian's QEMU,
+``qemu-GUEST`` as a target's process, found by its ``-xen-domid``). Debian's Xen has no stub
+domains, so they live in dom0 whatever the topology says: a fault hits the process, never dom0's
+kernel.
 
-- kill: SIGKILL. Nothing of Xen's restarts either daemon. The recovery agent (windsor-agent)
+- kill: SIGKILL. Nothing of Xen's restarts any of them. The recovery agent (windsor-agent)
   starts a dead ``xenconsoled`` again with the command line it had, as a supervisor would; a dead
   xenstored cannot be restarted in Xen 4.17 (no live-update state), so the role never answers
-  again: the host needs a reboot (`XenHost` reboots a test host before it uses it again).
+  again: the host needs a reboot (`XenHost` reboots a test host before it uses it again). A dead
+  device model leaves its guest frozen for good: a new QEMU cannot take over the I/O request the
+  dead one held (measured: docs/design.md), so nothing restarts it.
 - stall: SIGSTOP, undone by SIGCONT (journalled by windsor-lease like every change).
 - throttle and memory pressure of one dom0 process: not here (they need cgroups on the host).
 
-Health is the daemon answering, not only running: a stopped process is not healthy, and xenstored
+Health is the process answering, not only running: a stopped process is not healthy, and xenstored
 must answer a read within `ANSWER_S`. Its ``ready_since`` is when the running process started (host
 wallclock, from /proc: 10 ms), so a restarted daemon is told from the one that was hit.
 """
@@ -28,8 +32,9 @@ log = logging.getLogger("windsor.xen")
 ROLES: Mapping[str, tuple[str, ...]] = {"xenstore": ("oxenstored", "xenstored"), "console": ("xenconsoled",)}
 ANSWER_S = 3
 
-# the oldest process named $n: its pid, its state letter and when it started (host wallclock)
-_STARTED = ("p=$(pgrep -xo \"$n\") || exit 1; s=$(sed 's/.*) //' /proc/$p/stat) || exit 1; "
+DEVICE_MODEL = "device-model"
+# process $p: its pid, its state letter and when it started (host wallclock)
+_STARTED = ("s=$(sed 's/.*) //' /proc/$p/stat) || exit 1; "
             "set -- $s; st=$1; shift 19; read up _ </proc/uptime; "
             "awk -v p=$p -v st=$st -v now=$(date +%s.%N) -v up=$up -v t=$1 -v hz=$(getconf CLK_TCK) "
             "'BEGIN { printf \"%s %s %.3f\\n\", p, st, now - up + t / hz }'")
@@ -44,35 +49,49 @@ def daemon(role: str) -> str:
             f"n=${{n:-{q(names[0])}}}")
 
 
-def process(role: str) -> str:
-    """The daemon's generic name, as a target's process (``xenstored``, ``xenconsoled``)."""
+def process(role: str, guest: str | None = None) -> str:
+    """The process's generic name, as a target's process (``xenstored``, ``xenconsoled``,
+    ``qemu-GUEST``)."""
+    if role == DEVICE_MODEL:
+        return f"qemu-{guest}"
     return "xenstored" if role == "xenstore" else ROLES[role][0]
 
 
-def started(role: str) -> str:
-    """A command printing "PID STATE STARTED" of the role's daemon; exit 1 if none runs."""
-    return f"{daemon(role)}; {_STARTED}"
+def pid(role: str, guest: str | None = None) -> str:
+    """The shell words that set $p to the role's process (exit 1 if none runs): the oldest daemon
+    of its name, or the QEMU whose ``-xen-domid`` is the guest's (``[x]``: not the shell's own line)."""
+    if role == DEVICE_MODEL:
+        return f"d=$(xl domid {q(guest or '')} 2>/dev/null) && p=$(pgrep -o -f \"[x]en-domid $d \") || exit 1"
+    return f"{daemon(role)}; p=$(pgrep -xo \"$n\") || exit 1"
 
 
-def health(role: str) -> str:
-    """A command printing the daemon's start time if it runs, is not stopped, and (xenstore)
+def started(role: str, guest: str | None = None) -> str:
+    """A command printing "PID STATE STARTED" of the role's process; exit 1 if none runs."""
+    return f"{pid(role, guest)}; {_STARTED}"
+
+
+def health(role: str, guest: str | None = None) -> str:
+    """A command printing the process's start time if it runs, is not stopped, and (xenstore)
     answers a read; exit non-zero otherwise."""
     answers = f" && timeout {ANSWER_S} xenstore-read /local/domain/0/name >/dev/null" if role == "xenstore" else ""
-    return (f"out=$({started(role)}) && set -- $out && [ \"$2\" != T ] && [ \"$2\" != t ]{answers} "
+    return (f"out=$({started(role, guest)}) && set -- $out && [ \"$2\" != T ] && [ \"$2\" != t ]{answers} "
             "&& echo $3")
 
 
-def kill(role: str) -> str:
-    return f"{daemon(role)}; pkill -KILL -x \"$n\""
+def kill(role: str, guest: str | None = None) -> str:
+    return f"{pid(role, guest)}; kill -KILL $p"
 
 
-def pause(role: str) -> tuple[str, str]:
-    """(undo, apply) of a stall of the role's daemon."""
-    return f"{daemon(role)}; pkill -CONT -x \"$n\"; true", f"{daemon(role)}; pkill -STOP -x \"$n\""
+def pause(role: str, guest: str | None = None) -> tuple[str, str]:
+    """(undo, apply) of a stall of the role's process (the undo harmless when it is gone)."""
+    find = pid(role, guest).replace("exit 1", "exit 0")
+    return f"{find}; kill -CONT $p; true", f"{pid(role, guest)}; kill -STOP $p"
 
 
 def role_of(process_name: str | None) -> str | None:
-    """The role whose daemon a target's process is (None: not a daemon of ours)."""
+    """The role whose process a target's process is (None: not one of ours)."""
+    if process_name is not None and process_name.startswith("qemu-"):
+        return DEVICE_MODEL
     return next((r for r in ROLES if process_name is not None and process(r) == process_name), None)
 
 

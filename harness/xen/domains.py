@@ -32,8 +32,12 @@ def alive(remote: Remote, known: dict[str, str]) -> dict[str, str]:
     return {name: domid for name, domid in known.items() if domid in ids}
 
 
-def daemon_entities(remote: Remote) -> list[Entity]:
-    """dom0's daemons (``dom0/xenstored``, ``dom0/xenconsoled``), each by its pid."""
-    done = remote.run("; ".join(f"echo {r} $({daemons.started(r)})" for r in daemons.ROLES), timeout=30)
-    return [Entity(f"dom0/{daemons.process(w[0])}", w[1]) for w in map(str.split, done.out.splitlines())
-            if len(w) == 4 and w[0] in daemons.ROLES]
+def daemon_entities(remote: Remote, hvm: tuple[str, ...] = ()) -> list[Entity]:
+    """dom0's daemons (``dom0/xenstored``, ``dom0/xenconsoled``) and the device models of the HVM
+    guests `hvm` (``dom0/qemu-GUEST``), each by its pid."""
+    asks = [(daemons.process(r), daemons.started(r)) for r in daemons.ROLES]
+    asks += [(daemons.process(daemons.DEVICE_MODEL, g), daemons.started(daemons.DEVICE_MODEL, g)) for g in hvm]
+    done = remote.run("; ".join(f"echo {name} $({cmd})" for name, cmd in asks), timeout=30)
+    names = {name for name, _ in asks}
+    return [Entity(f"dom0/{w[0]}", w[1]) for w in map(str.split, done.out.splitlines())
+            if len(w) == 4 and w[0] in names]

@@ -7,7 +7,8 @@ prefix, ``/opt/windsor/<version>``, with ``/opt/windsor/current`` pointing at it
               windsor-boot (what runs at boot), windsor-xswatch (the devices' xenstore
               state changes), wstall (dom0 CPU stall, libxenctrl 4.17)
     scripts/  windsor-vif, windsor-block (hotplug scripts, named by absolute path in xl.cfg)
-    images/   vmlinux, dd.cpio, guest.cpio (driver-domain and guest images)
+    images/   vmlinux, dd.cpio, guest.cpio (driver-domain and guest images), vmlinuz (the same
+              kernel compressed, which an HVM guest's firmware loads)
     MANIFEST  "sha256  path" of every file above; VERSION
 
 The same tree is baked into the ``lab://`` dom0 image and uploaded by ``windsor host prepare``
@@ -37,7 +38,7 @@ STATE = f"{STATE_ROOT}/state"
 UNIT = "/etc/systemd/system/windsor-boot.service"  # on systemd hosts: windsor-boot at boot
 SUPPORTED_XEN = ("4.17",)
 TOOLS = ("windsor-lease", "windsor-agent", "windsor-topo", "windsor-console", "windsor-boot", "windsor-xswatch")
-IMAGE_FILES = ("vmlinux", "dd.cpio", "guest.cpio")
+IMAGE_FILES = ("vmlinux", "dd.cpio", "guest.cpio", "vmlinuz")
 
 
 def tool(name: str) -> str:
@@ -91,7 +92,8 @@ def sources(files: LabFiles) -> dict[str, Path]:
     out = {f"bin/{name}": FILES / name for name in TOOLS}
     out["bin/wstall"] = build_wstall(files)
     out |= {f"scripts/{name}": FILES / name for name in HOTPLUG}
-    images = {"vmlinux": files.root / "vmlinux", "dd.cpio": files.dd_cpio, "guest.cpio": files.guest_cpio}
+    images = {"vmlinux": files.root / "vmlinux", "dd.cpio": files.dd_cpio, "guest.cpio": files.guest_cpio,
+              "vmlinuz": files.vmlinuz}
     out |= {f"images/{name}": path for name, path in images.items()}
     return out
 

@@ -2,7 +2,7 @@
 # A lab guest: busybox, wrec and its front-end drivers. Its workloads print records on the
 # console (hvc0), which dom0 reads (windsor-console) — a channel outside netback and blkback. Record: "WREC <unix time s.ns, Xen's shared wallclock>
 # <device> <seq>" (wrec.c). What to run comes from the kernel command line (xl.cfg `extra`):
-#   windsor.ip=10.0.0.N windsor.peer=10.0.0.M windsor.disk=1 windsor.cadence=MS
+#   windsor.ip=10.0.0.N windsor.peer=10.0.0.M windsor.disk=1 windsor.emul=sda windsor.cadence=MS
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -28,6 +28,10 @@ wrec probe "$cadence" &  # its xenstore round trips ("xs" records): how late the
 if [ -n "$w_disk" ]; then
     modprobe xen-blkfront
     wrec disk 8192 3000 "$cadence" &
+fi
+if [ -n "$w_emul" ]; then  # an HVM guest: its emulated AHCI disk, which its device model (QEMU) serves
+    for m in scsi_mod libata libahci ahci sd_mod; do modprobe "$m" 2>/dev/null; done
+    wrec disk 1024 3000 "$cadence" "/dev/$w_emul" emul &
 fi
 if [ -n "$w_ip" ]; then
     modprobe xen-netfront

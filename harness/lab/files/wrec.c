@@ -16,6 +16,9 @@
  *                                  SEQ starts after the highest one already on the disk. A write
  *                                  stuck on a dead backend is left behind in its child process.
  *                                  A write that fails is recorded as "disk-eio" and written again.
+ *   wrec disk SLOTS TIMEOUT_MS PERIOD_MS PATH DEVICE
+ *                                  the same on the disk PATH (an HVM guest's emulated disk, which
+ *                                  its device model serves), its records named DEVICE ("emul")
  *   wrec storm POLL_MS             the xenstore storm, on demand: every POLL_MS it reads its own
  *                                  data/windsor-storm; while that node is there (dom0 writes it:
  *                                  the harness's change xenstore-storm), it writes data/storm/N
@@ -137,19 +140,20 @@ static int write_block(const char *path, unsigned long seq, unsigned long slots)
     return memcmp(out, in, BLOCK) != 0;
 }
 
-static int disk(unsigned long slots, long timeout_ms, long period_ms) {
-    char path[80] = "", stuck_on[80] = "";
+static int disk(unsigned long slots, long timeout_ms, long period_ms, const char *fixed, const char *name) {
+    char path[80] = "", stuck_on[80] = "", eio[80];
     unsigned long seq = 0;
     int started = 0, status;
     pid_t stuck = 0;  /* a write that outlived its timeout: no new writes pile up behind it */
+    snprintf(eio, sizeof(eio), "%s-eio", name);
     for (;; sleep_ms(period_ms)) {
-        if (newest_disk(path, sizeof(path)) != 0)
+        if (fixed ? (snprintf(path, sizeof(path), "%s", fixed), access(path, W_OK)) : newest_disk(path, sizeof(path)))
             continue;
         if (stuck) {
             if (waitpid(stuck, &status, WNOHANG) == stuck) {  /* it finished after all */
                 stuck = 0;
                 if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-                    record("disk", seq++);
+                    record(name, seq++);
             } else if (strcmp(path, stuck_on) == 0) {
                 continue;  /* the backend is stalled or dead: wait for it, or for a new disk */
             } else {
@@ -167,9 +171,9 @@ static int disk(unsigned long slots, long timeout_ms, long period_ms) {
             continue;
         int rc = wait_for(pid, timeout_ms);
         if (rc == 0) {
-            record("disk", seq++);
+            record(name, seq++);
         } else if (rc > 0) {
-            record("disk-eio", seq);  /* the write failed (an I/O error): seen, not acknowledged */
+            record(eio, seq);  /* the write failed (an I/O error): seen, not acknowledged */
         } else if (rc < 0) {
             stuck = pid;
             strcpy(stuck_on, path);
@@ -390,7 +394,9 @@ int main(int argc, char **argv) {
     if (argc == 6 && strcmp(argv[1], "net") == 0)
         return net(argv[2], atol(argv[3]), atol(argv[4]), argv[5]);
     if (argc == 5 && strcmp(argv[1], "disk") == 0 && strtoul(argv[2], NULL, 10) > 0)
-        return disk(strtoul(argv[2], NULL, 10), atol(argv[3]), atol(argv[4]));
+        return disk(strtoul(argv[2], NULL, 10), atol(argv[3]), atol(argv[4]), NULL, "disk");
+    if (argc == 7 && strcmp(argv[1], "disk") == 0 && strtoul(argv[2], NULL, 10) > 0)
+        return disk(strtoul(argv[2], NULL, 10), atol(argv[3]), atol(argv[4]), argv[5], argv[6]);
     if (argc == 3 && strcmp(argv[1], "storm") == 0)
         return storm(atol(argv[2]));
     if (argc == 3 && strcmp(argv[1], "probe") == 0)
@@ -414,6 +420,6 @@ int main(int argc, char **argv) {
         }
     }
     fprintf(stderr, "usage: wrec now | stamp DEVICE SEQ | beat DEVICE PERIOD_MS | "
-                    "net PEER_IP PERIOD_MS TIMEOUT_MS HOOK | disk SLOTS TIMEOUT_MS PERIOD_MS | storm POLL_MS | probe PERIOD_MS | pump\n");
+                    "net PEER_IP PERIOD_MS TIMEOUT_MS HOOK | disk SLOTS TIMEOUT_MS PERIOD_MS [PATH DEVICE] | storm POLL_MS | probe PERIOD_MS | pump\n");
     return 2;
 }
