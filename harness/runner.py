@@ -192,7 +192,7 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
     host, reused = reuse.take(opts.host, key, opts.reuse)
     clean = False
     try:
-        guests = host.adapt(guests)
+        guests = host.adapt(guests, opts.roles)
         all_pairs = pairs(guests)
         if reused and not steady(host, all_pairs, host.steady_timeout_s / 4):
             log.info("booting afresh on %s: the kept topology did not reach its steady state", opts.host)

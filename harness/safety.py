@@ -41,7 +41,7 @@ def plan(opts: RunOptions, host: Host, scenarios: Sequence[Scenario], baseline: 
         names = [("candidate", opts.topology)] + ([("baseline", opts.baseline_topology)] if baseline else [])
         for kind, name in names:
             topology, guests, guest = resolve(scenario, opts, name)
-            guests = host.adapt(guests)
+            guests = host.adapt(guests, opts.roles)
             target = fault_cls.aim(host.planned_target(topology, scenario.role, guest))
             fault = fault_cls(host, target, params)
             blast = fault_cls.blast(topology, scenario.role, guest, params)

@@ -173,8 +173,9 @@ class Host(ABC):
         """Where a fault on `role` will land once `topology` is booted here (touches nothing)."""
         return Target(role, topology.domain_of(role, guest), guest=guest)
 
-    def adapt(self, guests: Sequence[GuestSpec]) -> tuple[GuestSpec, ...]:
-        """The guests as this host can run them (e.g. PV only); by default unchanged."""
+    def adapt(self, guests: Sequence[GuestSpec], roles: tuple[str, ...] = ()) -> tuple[GuestSpec, ...]:
+        """The guests as this host can run them (e.g. PV only), for a session that tests `roles`
+        (empty: all); by default unchanged."""
         return tuple(guests)
 
     def reusable(self) -> str | None:

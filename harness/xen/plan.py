@@ -29,7 +29,7 @@ SUBNET = "198.51.100"
 BRIDGE = "windsor0"
 DD_MEMORY_MB = 192
 GUEST_MEMORY_MB = 96
-HVM_MEMORY_MB = 192  # its firmware and QEMU's video memory too
+HVM_MEMORY_MB = 256  # at 192 (no serial) it triple-faulted once early; 256 with a serial pty booted
 BACKEND_KIND = {"netback": "net", "blkback": "blk"}
 
 
@@ -65,7 +65,8 @@ def hvm_items(g: GuestSpec, extra: str) -> dict[str, object]:
     probe scans 256 PCI buses through QEMU: 17 s), ``nokaslr`` (one early triple fault seen without)."""
     return {"type": "hvm", "kernel": f"{IMAGES}/vmlinuz", "ramdisk": f"{IMAGES}/guest.cpio",
             "cmdline": f"{extra} windsor.emul=sda nokaslr pci=noearly xen_emul_unplug=never",
-            "memory": HVM_MEMORY_MB, "vga": "none", "tsc_mode": "native", "hdtype": "ahci", "on_reboot": "destroy",
+            "memory": HVM_MEMORY_MB, "vga": "none", "serial": "pty", "tsc_mode": "native", "hdtype": "ahci",
+            "on_reboot": "restart",  # an early triple fault under TCG (xl's monitor boots it again)
             "disk": [f"format=raw,vdev=hda,access=rw,target={STATE}/emul/{g.name}.img"]}
 
 
