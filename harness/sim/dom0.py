@@ -2,7 +2,8 @@
 as they run inside dom0's kernel; process roles (xenstored, the toolstack, xenconsoled, one
 QEMU per HVM guest) are its child processes, in its process group, restarted by this init when
 they die — but xenstored, which Xen 4.17 cannot start again without live-update state (on the
-lab it never came back; a xenstore domain is another matter). Killing this process is a dom0
+lab it never came back; a xenstore domain is another matter), and a QEMU, which nothing on Xen
+4.17 gives its guest again (on the lab its guest stayed frozen). Killing this process is a dom0
 crash; stopping its group is a dom0 stall.
 
 dom0 also runs the toolstack probe, as an administrator's ``xl list`` would: every
@@ -54,8 +55,8 @@ class Dom0Init:
             info = self.procs.get(proc)
             if proc in self.stopping or info is None or info["pid"] != child.pid:
                 return
-        if proc == PROC_NAMES["xenstore"]:  # as on Xen 4.17: a dead xenstored cannot be started
-            return  # again (it has no live-update state); the host needs a reboot
+        if proc == PROC_NAMES["xenstore"] or proc.startswith("qemu-"):  # as on Xen 4.17: a dead
+            return  # xenstored cannot be started again (no live-update state), nor a guest's QEMU
         try:
             new = self.start(proc, info["roles"], info["target"])
             request(paths.manager(self.run_dir), {"op": "register", "domain": "dom0", **new})
