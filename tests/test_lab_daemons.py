@@ -1,5 +1,6 @@
 """dom0's daemons on real Xen (the lab), each fault with its baseline: xenstored (oxenstored) and
-xenconsoled, stalled and killed, and an HVM guest's device model (QEMU) stalled; each expectation
+xenconsoled, stalled and killed, an HVM guest's device model (QEMU) stalled, and the toolstack
+(the recovery agent and xl's domain monitors) killed and stalled; each expectation
 is what the lab measured (README). Both topologies keep them in dom0 (Debian's Xen has no stub
 domains for them; the device model's did not work yet), so candidate and baseline hit the same
 process: the comparison shows no disaggregation for these roles, and the report says so. Nightly
@@ -78,3 +79,20 @@ def test_a_stalled_device_model_stops_its_guest_whole_until_it_goes_on(tmp_path:
         assert case[f"{side}target_domain"] == "dom0/qemu-g01" and case[f"{side}disturbed"] == "none", case
         assert case[f"{side}service_restart_s"] != "none" and case[f"{side}guest_recovery_s"] != "none", case
         assert float(case[f"{side}max_guest_downtime_s"]) >= 9.0, case  # stopped for the 10 s window
+
+
+def test_a_killed_toolstack_comes_back_alone_and_xl_monitors_do_not(tmp_path: Path) -> None:
+    """The toolstack of an xl host: the recovery agent (under its keeper, as a toolstack runs under
+    a supervisor) and xl's per-domain monitors, in dom0 on both topologies. Killed, the agent is
+    back within seconds and xl's monitors never are (xl cannot give a running domain a new one):
+    no guest's device notices either; the host is not reused after it (its crashes would no
+    longer be answered by xl). Stopped for 10 s, nothing notices, and it goes on."""
+    rc, got = cases(tmp_path, "--roles", "toolstack", "--faults", "kill,stall", "--guests", "2")
+    assert rc == 0, got
+    for name in ("toolstack-kill", "toolstack-stall"):
+        case = got[name]
+        for side in ("", "baseline."):
+            assert case[f"{side}impacted"] == "none" and case[f"{side}disturbed"] == "none", case
+            assert case[f"{side}target_domain"] == "dom0/windsor-agent", case
+            assert case[f"{side}service_restart_s"] != "none", case
+            assert case[f"{side}acked_writes_lost"] == "0" and case[f"{side}host_survived"] == "true", case

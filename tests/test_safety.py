@@ -42,14 +42,15 @@ def test_dry_run_shows_what_the_interlocks_would_refuse(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     # netback: kill, stall, throttle, crash-loop, memory-pressure, partition; blkback the same but
     # partition (not its role), and disk-error: 12 scenarios whose baselines hit dom0; and
-    # xenstore-storm, whose target is a guest on both topologies: 14 run. xenstored, xenconsoled
-    # and g01's device model (QEMU) live in dom0 on both topologies here: kill, stall and
-    # crash-loop of each are refused on both (18); their throttle and memory pressure and the
-    # toolstack's faults are skipped (22)
-    assert "14 fault injections would run, 30 would be refused, 22 skipped" in done.stdout
+    # xenstore-storm, whose target is a guest on both topologies: 14 run. xenstored, xenconsoled,
+    # the toolstack (the recovery agent) and g01's device model (QEMU) live in dom0 on both
+    # topologies here: kill, stall and crash-loop of each are refused on both (24); their
+    # throttle and memory pressure are skipped (16)
+    assert "14 fault injections would run, 36 would be refused, 16 skipped" in done.stdout
     refused = [x for x in done.stdout.splitlines() if "REFUSED (dom0 faults not allowed here)" in x]
-    assert len(refused) == 30 and sum("monolithic (baseline)" in x for x in refused) == 21
+    assert len(refused) == 36 and sum("monolithic (baseline)" in x for x in refused) == 24
     assert sum(" dom0/xenstored " in x or " dom0/xenconsoled " in x for x in refused) == 12
+    assert sum(" dom0/windsor-agent " in x and "no guest (0 of 4)" in x for x in refused) == 6
     # the device model takes its guest whole (docs/design.md): every device of g01 may notice
     assert sum(" dom0/qemu-g01 " in x and "1 of 4 guests: g01:console g01:emul g01:heartbeat" in x
                for x in refused) == 6

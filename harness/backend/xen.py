@@ -6,9 +6,9 @@ harness/xen/payload.py): ``windsor host prepare URL`` installs them on a stock X
 own dom0 has them built in. A host whose tools are another version is refused at session start,
 with the command that fixes it. Kernel roles (netback, blkback) run in driver domains when the
 topology says so; xenstored and xenconsoled stay in dom0 (Debian's Xen has no stub domains) and
-are faulted as dom0 processes (harness/xen/daemons.py), as is an HVM guest's device model (QEMU
-in dom0); the toolstack cannot be faulted here yet. Times are the host's wallclock, which Xen shares with every PV
-domain: the guests' records carry it.
+are faulted as dom0 processes (harness/xen/daemons.py), as are an HVM guest's device model (QEMU
+in dom0) and the toolstack (the recovery agent and xl's domain monitors). Times are the host's
+wallclock, which Xen shares with every PV domain: the guests' records carry it.
 
 URL parameters: ``?inventory=FILE`` (host inventory, TOML: test host or not, dom0 faults allowed
 or not, role → domain); ``?identity=FILE`` (ssh key).
@@ -102,6 +102,7 @@ class XenHost(Host):
         self.offset = 0.0  # host wallclock − our wallclock
         self.has_qemu: bool | None = None  # does dom0 have a device model (Debian's qemu-system-xen)?
         self.boot_id = ""
+        self.monitors = 0  # xl's domain monitors when the topology came up
 
     @classmethod
     def cannot(cls, role: str, fault: str) -> str | None:
@@ -241,6 +242,7 @@ class XenHost(Host):
         if not wait_until(f"{topology.name} with {len(guests)} guests up on {self.spec.url}",
                           topology_up, TOPO_TIMEOUT_S):
             raise HostError(f"{self.spec.url}: topology not up within {TOPO_TIMEOUT_S:.0f}s")
+        self.monitors = int(self.remote.run(daemons.monitors(), timeout=10).out.strip() or 0)
 
     def build(self) -> str:
         """Xen's version and changeset and dom0's kernel, from the host itself."""
@@ -263,6 +265,8 @@ class XenHost(Host):
         missing = sorted({*self.plan.services, *self.guest_names} - set(self.domains()))
         if missing:
             return f"domains missing: {', '.join(missing)}"
+        if int(self.remote.run(daemons.monitors(), timeout=10).out.strip() or 0) < self.monitors:
+            return "xl's domain monitors are gone (a toolstack fault): crashes would not be answered as before"
         dead = [g for g in self.hvm_names if not self.health(daemons.DEVICE_MODEL, g).ok]
         return f"the device model of {', '.join(dead)} is not running (its guest is frozen)" if dead else None
 
@@ -309,7 +313,7 @@ class XenHost(Host):
 
     def planned_target(self, topology: Topology, role: str, guest: str | None = None) -> Target:
         """Kernel roles where the topology puts them; the process roles (xenstored, xenconsoled,
-        the device models) stay in dom0 here, whatever the topology says: no stub domains."""
+        the toolstack, the device models) stay in dom0 here, whatever the topology says: no stub domains."""
         if role in KERNEL_ROLES:
             return super().planned_target(topology, role, guest)
         if role in (*daemons.ROLES, daemons.DEVICE_MODEL):

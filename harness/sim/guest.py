@@ -1,7 +1,12 @@
 """A guest: frontends that do the xenbus handshake, and workloads that record every completed
 operation, with a monotonic timestamp, in the guest's own record file (a channel that does not
 pass through any service domain). A frontend whose backend dies reconnects by itself when a
-backend offers again, and retries its in-flight request; a disk write counts only once acked."""
+backend offers again, and retries its in-flight request; a disk write counts only once acked.
+
+The guest has one vCPU (`Vcpu`): an emulated I/O request holds it until a device model answers
+it, so while one is unanswered (its device model stopped, or gone and not yet replaced) nothing
+else of the guest runs, as measured on Xen 4.17 (docs/design.md); the other workloads pass
+through the vCPU before each operation."""
 
 from __future__ import annotations
 
@@ -30,6 +35,27 @@ def block(name: str, seq: int) -> bytes:
     """The content of block `seq` of guest `name`'s disk (what the acked-write check expects)."""
     tag = hashlib.sha1(f"{name}:{seq}".encode()).hexdigest()[:16]
     return f"{name} {seq} {tag}".ljust(BLOCK - 1).encode() + b"\n"
+
+
+class Vcpu:
+    """The guest's one vCPU, as its workloads see it."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.lock, self.stop = threading.Lock(), stop
+
+    def take(self) -> bool:
+        """Hold the vCPU (False once the guest is stopping)."""
+        while not self.lock.acquire(timeout=0.1):
+            if self.stop.is_set():
+                return False
+        return True
+
+    def run(self) -> bool:
+        """Wait until the vCPU is free to run this workload (False once the guest is stopping)."""
+        if not self.take():
+            return False
+        self.lock.release()
+        return True
 
 
 class Broken(OSError):
@@ -72,6 +98,7 @@ def _answer(chan: Channel) -> dict[str, Any]:
 
 class Workload:
     device = ""
+    holds_vcpu = False  # an emulated request: the vCPU waits for its answer
 
     def attach(self, chan: Channel) -> None:
         pass
@@ -90,6 +117,7 @@ class ConsoleWork(Workload):
 
 class EmulWork(Workload):
     device = "emul"
+    holds_vcpu = True
 
 
 class DiskWork(Workload):
@@ -163,35 +191,48 @@ class NetWork(Workload):
                     deadline = min(deadline, time.monotonic() + UNREACHABLE_RETRY_S)
 
 
-def device_loop(fe: Frontend, work: Workload, rec: Recorder, ticker: Ticker) -> None:
+def device_loop(fe: Frontend, work: Workload, rec: Recorder, ticker: Ticker, vcpu: Vcpu) -> None:
     seq: int | None = None
-    while not ticker.stop.is_set():
-        chan = fe.connect()
-        if chan is None:
-            return
-        try:
-            work.attach(chan)
-            if seq is None:
-                seq = work.first_seq(chan)
-            while True:
-                ticker.wait()
-                try:
-                    work.op(chan, seq)  # an op cut by a dead backend is retried with the same seq
-                except IoError:
-                    rec.record(f"{work.device}-eio", seq)  # seen by the guest, not acknowledged: again
-                    continue
-                rec.record(work.device, seq)
-                seq += 1
-        except (OSError, ValueError, KeyError):
-            chan.close()
+    held = False  # an emulated request not answered yet: the vCPU stays with it, reconnects included
+    try:
+        while not ticker.stop.is_set():
+            chan = fe.connect()
+            if chan is None:
+                return
+            try:
+                work.attach(chan)
+                if seq is None:
+                    seq = work.first_seq(chan)
+                while True:
+                    ticker.wait()
+                    if not (held or (vcpu.take() if work.holds_vcpu else vcpu.run())):
+                        return
+                    held = work.holds_vcpu
+                    try:
+                        work.op(chan, seq)  # an op cut by a dead backend is retried with the same seq
+                    except IoError:
+                        rec.record(f"{work.device}-eio", seq)  # seen by the guest, not acknowledged: again
+                        continue
+                    if held:
+                        vcpu.lock.release()
+                        held = False
+                    rec.record(work.device, seq)
+                    seq += 1
+            except (OSError, ValueError, KeyError):
+                chan.close()
+    finally:
+        if held:
+            vcpu.lock.release()
 
 
-def xs_probe(xs: XsClient, domid: int, rec: Recorder, ticker: Ticker) -> None:
+def xs_probe(xs: XsClient, domid: int, rec: Recorder, ticker: Ticker, vcpu: Vcpu) -> None:
     """The guest's xenstore probe: a write and a read back of its own node each tick, recorded as
     ``xs`` (not a device: the harness reads how late its round trips came, `harness/metrics.py`)."""
     node, n = f"/local/domain/{domid}/data/probe", 0
     while not ticker.stop.is_set():
         ticker.wait()
+        if not vcpu.run():
+            return
         try:
             xs.write(node, n)
             if xs.read(node) == str(n):
@@ -209,6 +250,7 @@ def run_guest(cfg: dict[str, Any]) -> None:
     rec = Recorder(paths.records(run_dir, name))
     rec.record("boot", int(cfg.get("boot", 0)))
     xs = XsClient(paths.xenstore(run_dir), stop, guest=domid)
+    vcpu = Vcpu(stop)
     works: list[Workload] = []
     for device in cfg["devices"]:
         if device == "net":
@@ -222,15 +264,17 @@ def run_guest(cfg: dict[str, Any]) -> None:
     for work in works:
         fe = Frontend(xs, domid, KIND[work.device])
         ticker = Ticker(cadence, rng.uniform(0, cadence), stop)
-        threading.Thread(target=device_loop, args=(fe, work, rec, ticker), daemon=True).start()
+        threading.Thread(target=device_loop, args=(fe, work, rec, ticker, vcpu), daemon=True).start()
     probe = Ticker(cadence * PROBE_CADENCES, rng.uniform(0, cadence), stop)
-    threading.Thread(target=xs_probe, args=(xs, domid, rec, probe), name="xs-probe", daemon=True).start()
+    threading.Thread(target=xs_probe, args=(xs, domid, rec, probe, vcpu), name="xs-probe", daemon=True).start()
     announce({"name": name})
     beat = Ticker(cadence, rng.uniform(0, cadence), stop)
     storm = Storm(xs, domid, run_dir, name, stop, rec.record)
     n = 0
     while not stop.is_set():
         beat.wait()
+        if not vcpu.run():
+            break
         rec.record("heartbeat", n)
         storm.check()
         n += 1

@@ -1,8 +1,9 @@
 """The process roles of a Xen host's control domain: xenstore (``oxenstored`` or ``xenstored``,
-whichever runs), the console (``xenconsoled``) and each HVM guest's device model (Debian's QEMU,
-``qemu-GUEST`` as a target's process, found by its ``-xen-domid``). Debian's Xen has no stub
-domains, so they live in dom0 whatever the topology says: a fault hits the process, never dom0's
-kernel.
+whichever runs), the console (``xenconsoled``), the toolstack (the recovery agent
+``windsor-agent`` and xl's per-domain monitors, the ``xl create`` children that answer a domain's
+crash or reboot) and each HVM guest's device model (Debian's QEMU, ``qemu-GUEST`` as a target's
+process, found by its ``-xen-domid``). Debian's Xen has no stub domains, so they live in dom0
+whatever the topology says: a fault hits the processes, never dom0's kernel.
 
 - kill: SIGKILL. Nothing of Xen's restarts any of them. The recovery agent (windsor-agent)
   starts a dead ``xenconsoled`` again with the command line it had, as a supervisor would; a dead
@@ -10,12 +11,19 @@ kernel.
   again: the host needs a reboot (`XenHost` reboots a test host before it uses it again). A dead
   device model leaves its guest frozen for good: a new QEMU cannot take over the I/O request the
   dead one held (measured: docs/design.md), so nothing restarts it.
+- toolstack: a kill is a SIGKILL of the agent and of every xl monitor. The agent runs under a
+  keeper (windsor-topo), as a toolstack runs under its supervisor, which starts it again after
+  1 s; xl's monitors cannot be given back to running domains (xl has no command for it): from
+  then on a crashed driver domain is rebuilt by the agent's own fallback, not by xl's
+  ``on_crash``. A stall stops them all (the agent and the monitors).
 - stall: SIGSTOP, undone by SIGCONT (journalled by windsor-lease like every change).
 - throttle and memory pressure of one dom0 process: not here (they need cgroups on the host).
 
 Health is the process answering, not only running: a stopped process is not healthy, and xenstored
 must answer a read within `ANSWER_S`. Its ``ready_since`` is when the running process started (host
-wallclock, from /proc: 10 ms), so a restarted daemon is told from the one that was hit.
+wallclock, from /proc: 10 ms), so a restarted daemon is told from the one that was hit; the
+agent's is when it said it was ready (it first lists the driver domains: 18 s after its start on
+the lab, under TCG).
 """
 
 from __future__ import annotations
@@ -29,7 +37,12 @@ from harness.xen.remote import Remote, q
 
 log = logging.getLogger("windsor.xen")
 
-ROLES: Mapping[str, tuple[str, ...]] = {"xenstore": ("oxenstored", "xenstored"), "console": ("xenconsoled",)}
+ROLES: Mapping[str, tuple[str, ...]] = {"xenstore": ("oxenstored", "xenstored"), "console": ("xenconsoled",),
+                                        "toolstack": ("windsor-agent",)}
+TOOLSTACK = "toolstack"
+# xl's per-domain monitors: the daemonized children of `xl create` (without -e), named by xl's path
+# (Debian: /usr/lib/xen-4.17/bin/xl create -q CFG); `^`: never a shell's line
+MONITORS = "'^([^ ]*/)?xl create '"
 ANSWER_S = 3
 
 DEVICE_MODEL = "device-model"
@@ -51,7 +64,7 @@ def daemon(role: str) -> str:
 
 def process(role: str, guest: str | None = None) -> str:
     """The process's generic name, as a target's process (``xenstored``, ``xenconsoled``,
-    ``qemu-GUEST``)."""
+    ``windsor-agent``, ``qemu-GUEST``)."""
     if role == DEVICE_MODEL:
         return f"qemu-{guest}"
     return "xenstored" if role == "xenstore" else ROLES[role][0]
@@ -74,18 +87,34 @@ def health(role: str, guest: str | None = None) -> str:
     """A command printing the process's start time if it runs, is not stopped, and (xenstore)
     answers a read; exit non-zero otherwise."""
     answers = f" && timeout {ANSWER_S} xenstore-read /local/domain/0/name >/dev/null" if role == "xenstore" else ""
+    since = "echo $3"
+    if role == TOOLSTACK:  # since the running agent said it is ready (its pid and when, windsor-agent)
+        since = "read rp rt </run/windsor-agent/ready && [ \"$rp\" = \"$1\" ] && echo $rt"
     return (f"out=$({started(role, guest)}) && set -- $out && [ \"$2\" != T ] && [ \"$2\" != t ]{answers} "
-            "&& echo $3")
+            f"&& {since}")
+
+
+def _signal(role: str, sig: str) -> str:
+    """Send `sig` to the role's process ($p); the toolstack's: to every agent process (its console
+    keeper too) and every xl monitor."""
+    if role == TOOLSTACK:
+        return f"pkill -{sig} -x windsor-agent; pkill -{sig} -f {MONITORS}; true"
+    return f"kill -{sig} $p"
 
 
 def kill(role: str, guest: str | None = None) -> str:
-    return f"{pid(role, guest)}; kill -KILL $p"
+    return f"{pid(role, guest)}; {_signal(role, 'KILL')}"
 
 
 def pause(role: str, guest: str | None = None) -> tuple[str, str]:
-    """(undo, apply) of a stall of the role's process (the undo harmless when it is gone)."""
-    find = pid(role, guest).replace("exit 1", "exit 0")
-    return f"{find}; kill -CONT $p; true", f"{pid(role, guest)}; kill -STOP $p"
+    """(undo, apply) of a stall of the role's processes (the undo harmless when they are gone)."""
+    find = "" if role == TOOLSTACK else pid(role, guest).replace("exit 1", "exit 0") + "; "
+    return f"{find}{_signal(role, 'CONT')}; true", f"{pid(role, guest)}; {_signal(role, 'STOP')}"
+
+
+def monitors() -> str:
+    """A command printing how many xl monitors run."""
+    return f"pgrep -c -f {MONITORS} || true"
 
 
 def role_of(process_name: str | None) -> str | None:
