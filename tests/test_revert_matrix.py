@@ -151,7 +151,9 @@ def test_fault_is_reverted_however_the_run_ends(fault: str, trigger: str, harnes
         assert -0.05 < rec["t"] - rec["expires"] < 0.5, rec
     else:
         assert rec["by"] == "harness", rec
-        assert 0 <= rec["t"] - t_trigger < 1.0, (rec["t"] - t_trigger, rec)
+        # pytest-timeout's clock starts before the test's fixture writes the mark: its trigger may
+        # come a little before mark + 8 s (4 µs before it in one CI run)
+        assert (-0.05 if trigger == "timeout" else 0) <= rec["t"] - t_trigger < 1.0, (rec["t"] - t_trigger, rec)
         assert "windsor rollback: " in out + err
         assert rec["t"] < rec["expires"]
     latency = rec["t"] - t_trigger
