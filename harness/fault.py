@@ -63,7 +63,7 @@ log = logging.getLogger("windsor")
 @dataclass(frozen=True)
 class Blast:
     """What a fault takes down: these roles (for a device model alone: one guest's, which takes
-    that guest whole), or the host."""
+    that guest whole; for the console: every guest that writes to it, whole), or the host."""
 
     roles: frozenset[str]
     host_crash: bool = False
@@ -87,6 +87,10 @@ class Blast:
                 if role == "device-model" and g.hvm and self.guest in (None, g.name):
                     # its guest, whole: on Xen the guest's vCPU waits on the I/O request its device
                     # model has not answered (measured on the lab: docs/design.md)
+                    out |= {(g.name, d) for d in g.devices}
+                elif role == "console" and device in g.devices:
+                    # every guest writing to it, whole: once its console ring is full, Linux's
+                    # hvc_xen spins for room with the vCPU held (measured on the lab: docs/design.md)
                     out |= {(g.name, d) for d in g.devices}
                 elif device in g.devices and role != "device-model":
                     out.add((g.name, device))

@@ -1,7 +1,7 @@
 """Topologies are data files: which domain hosts which role.
 
 A TOML file has ``name``, ``description``, ``device_model`` (``dom0``: one QEMU process per HVM
-guest in dom0; ``stubdom``: one stub domain ``dm-<guest>`` per HVM guest) and ``[[domain]]``
+guest in dom0; ``stubdom``: one stub domain ``<guest>-dm`` per HVM guest, named as libxl names it) and ``[[domain]]``
 tables with ``name`` and ``roles``. A role that no domain names lives in dom0. Built-in files
 are in harness/topologies/; ``--topology`` also takes a path to a file of your own.
 """
@@ -17,6 +17,12 @@ from harness.errors import UsageError
 from harness.model import KERNEL_ROLES, ROLES, check_name, check_role
 
 BUILTIN = Path(__file__).parent / "topologies"
+STUB_SUFFIX = "-dm"
+
+
+def stub_domain(guest: str) -> str:
+    """The device-model stub domain of an HVM guest, named as libxl names it (``g01-dm``)."""
+    return guest + STUB_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -28,12 +34,12 @@ class Topology:
 
     def domain_of(self, role: str, guest: str | None = None) -> str:
         if role == "device-model":
-            return f"dm-{guest}" if self.device_model == "stubdom" else "dom0"
+            return stub_domain(guest or "") if self.device_model == "stubdom" else "dom0"
         return dict(self.placement)[role]
 
     def roles_in(self, domain: str) -> frozenset[str]:
         roles = {r for r, d in self.placement if d == domain}
-        if (domain == "dom0" and self.device_model == "dom0") or domain.startswith("dm-"):
+        if (domain == "dom0" and self.device_model == "dom0") or domain.endswith(STUB_SUFFIX):
             roles.add("device-model")
         return frozenset(roles)
 
@@ -88,8 +94,8 @@ def parse_topology(data: dict[str, Any], where: str) -> Topology:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise UsageError(f"{where}: every [[domain]] needs name = \"...\"")
         dom = check_name("domain", entry["name"])
-        if dom.startswith("dm-"):
-            raise UsageError(f"{where}: domain names starting 'dm-' are kept for device-model stub domains")
+        if dom.endswith(STUB_SUFFIX):
+            raise UsageError(f"{where}: domain names ending '{STUB_SUFFIX}' are kept for device-model stub domains")
         roles = entry.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise UsageError(f"{where}: domain {dom!r}: roles must be a list of role names")

@@ -40,4 +40,4 @@ def test_a_stalled_device_model_stops_its_guest_whole_and_no_other() -> None:
     result = run_case(Scenario("device-model", "stall", (("duration_s", "0.5"),)), OPTS, "disaggregated")
     assert {g for g, _ in result.metrics.impacted} == {"g01"}
     assert {("g01", "emul"), ("g01", "heartbeat")} <= result.metrics.impacted, result.metrics.impacted
-    assert result.target.entity == "dm-g01" and not result.disturbed
+    assert result.target.entity == "g01-dm" and not result.disturbed

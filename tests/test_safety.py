@@ -42,18 +42,23 @@ def test_dry_run_shows_what_the_interlocks_would_refuse(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     # netback: kill, stall, throttle, crash-loop, memory-pressure, partition; blkback the same but
     # partition (not its role), and disk-error: 12 scenarios whose baselines hit dom0; and
-    # xenstore-storm, whose target is a guest on both topologies: 14 run. xenstored, xenconsoled,
-    # the toolstack (the recovery agent) and g01's device model (QEMU) live in dom0 on both
-    # topologies here: kill, stall and crash-loop of each are refused on both (24); their
-    # throttle and memory pressure are skipped (16)
-    assert "14 fault injections would run, 36 would be refused, 16 skipped" in done.stdout
+    # xenstore-storm, whose target is a guest on both topologies; and g01's device model in its
+    # stub domain g01-dm (kill, stall, crash-loop): 17 run. xenstored, xenconsoled and the
+    # toolstack (the recovery agent) live in dom0 on both topologies here: kill, stall and
+    # crash-loop of each are refused on both (18), and of g01's QEMU in dom0 on the baseline (3);
+    # the throttle and memory pressure of those and of the device model are skipped (16)
+    assert "17 fault injections would run, 33 would be refused, 16 skipped" in done.stdout
     refused = [x for x in done.stdout.splitlines() if "REFUSED (dom0 faults not allowed here)" in x]
-    assert len(refused) == 36 and sum("monolithic (baseline)" in x for x in refused) == 24
+    assert len(refused) == 33 and sum("monolithic (baseline)" in x for x in refused) == 24
     assert sum(" dom0/xenstored " in x or " dom0/xenconsoled " in x for x in refused) == 12
     assert sum(" dom0/windsor-agent " in x and "no guest (0 of 4)" in x for x in refused) == 6
     # the device model takes its guest whole (docs/design.md): every device of g01 may notice
-    assert sum(" dom0/qemu-g01 " in x and "1 of 4 guests: g01:console g01:emul g01:heartbeat" in x
-               for x in refused) == 6
+    g01 = "1 of 4 guests: g01:console g01:emul g01:heartbeat"
+    assert sum(" dom0/qemu-g01 " in x and g01 in x for x in refused) == 3
+    assert sum(x.startswith("device-model-") and " g01-dm " in x and x.endswith(g01)
+               for x in done.stdout.splitlines()) == 3
+    # the console takes every guest that writes to it whole
+    assert sum(" dom0/xenconsoled " in x and "4 of 4 guests: g01:console g01:emul" in x for x in refused) == 6
     assert any(x.startswith("netback-stall") and " netdd " in x and " 30s " in x for x in done.stdout.splitlines())
     # and the same run for real stops before anything, with the fix
     real = run(*pytest_argv("suites", "--host", f"xen+ssh://root@xen-prod-1?inventory={inventory}"), timeout=60)

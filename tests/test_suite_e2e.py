@@ -50,9 +50,13 @@ def test_blast_radius_disaggregated_vs_monolithic(matrix_junit: Path) -> None:
         assert p["host_survived"] == "true" and p["baseline.host_survived"] == "false"
         assert int(p["guests_impacted"]) < int(p["guests_total"])
         assert p["baseline.guests_impacted"] == p["baseline.guests_total"]
-        for held in ("stall", "throttle"):  # dom0 stopped or capped: every guest; the driver domain: some
+        for held in ("stall", "throttle"):  # dom0 stopped or capped: more guests than the driver domain
             _, s, _ = got[f"test_fault_contained[{role}-{held}]"]
-            assert int(s["guests_impacted"]) < int(s["baseline.guests_impacted"]) == int(s["guests_total"])
+            assert int(s["guests_impacted"]) < int(s["baseline.guests_impacted"]), s
+        # dom0 stopped: every guest, a console-only one too (its console's ring fills and holds
+        # its vCPU); dom0 capped serves slower, and a console-only guest's ring keeps up
+        _, s, _ = got[f"test_fault_contained[{role}-stall]"]
+        assert s["baseline.guests_impacted"] == s["guests_total"], s
     _, p, _ = got["test_fault_contained[toolstack-kill]"]
     assert p["guests_impacted"] == "0" and float(p["service_restart_s"]) > 0
 

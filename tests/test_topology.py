@@ -12,7 +12,7 @@ from harness.topology import load_topology
 def test_builtins_place_roles_as_designed() -> None:
     mono, dis = load_topology("monolithic"), load_topology("disaggregated")
     assert mono.in_dom0_kernel("netback") and mono.domain_of("console") == "dom0"
-    assert dis.domain_of("netback") == "netdd" and dis.domain_of("device-model", "g01") == "dm-g01"
+    assert dis.domain_of("netback") == "netdd" and dis.domain_of("device-model", "g01") == "g01-dm"
     assert not dis.in_dom0_kernel("blkback")
 
 

@@ -62,10 +62,14 @@ def test_disaggregated_plan_puts_backends_in_driver_domains() -> None:
     assert plan.services == {"blkdd": ("blkback",), "netdd": ("netback",)}
     netdd = plan.files["auto/11-netdd.cfg"]
     assert 'on_crash = "restart"' in netdd and "driver_domain = 1" in netdd and "windsor.roles=net" in netdd
-    # g01, the one HVM guest: its emulated disk (QEMU in dom0) only; g04 (HVM on sim) is PV here
+    # g01, the one HVM guest: its emulated disk only, its QEMU in libxl's stub domain g01-dm (our
+    # stub image), not in dom0; g04 (HVM on sim) is PV here
     assert [g.name for g in guests if g.hvm] == ["g01"] and guests[0].devices == ("emul", "console", "heartbeat")
     hvm = plan.files["auto/51-g01.cfg"]
     assert 'type = "hvm"' in hvm and "/emul/g01.img" in hvm and "windsor.emul=sda" in hvm and "backend=" not in hvm
+    assert "device_model_stubdomain_override = 1" in hvm and "/images/stub.cpio" in hvm and "serial" not in hvm
+    mono = make_plan(load_topology("monolithic"), guests, 0.25).files["auto/51-g01.cfg"]
+    assert "stubdomain" not in mono and 'serial = "pty"' in mono  # QEMU in dom0
     assert 'type = "pv"' in plan.files["auto/54-g04.cfg"]
     guests = xen_guests(fleet(4, 0), has_qemu=False)  # a host without QEMU: every guest PV, as sim's devices
     assert not any(g.hvm for g in guests) and guests[0].net and guests[0].disk

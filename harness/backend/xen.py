@@ -6,8 +6,10 @@ harness/xen/payload.py): ``windsor host prepare URL`` installs them on a stock X
 own dom0 has them built in. A host whose tools are another version is refused at session start,
 with the command that fixes it. Kernel roles (netback, blkback) run in driver domains when the
 topology says so; xenstored and xenconsoled stay in dom0 (Debian's Xen has no stub domains) and
-are faulted as dom0 processes (harness/xen/daemons.py), as are an HVM guest's device model (QEMU
-in dom0) and the toolstack (the recovery agent and xl's domain monitors). Times are the host's
+are faulted as dom0 processes (harness/xen/daemons.py), as are the toolstack (the recovery agent
+and xl's domain monitors) and an HVM guest's device model where it is QEMU in dom0; where the
+topology puts it in a stub domain (``device_model = "stubdom"``), it is that domain, ``GUEST-dm``,
+faulted like a driver domain. Times are the host's
 wallclock, which Xen shares with every PV domain: the guests' records carry it.
 
 URL parameters: ``?inventory=FILE`` (host inventory, TOML: test host or not, dom0 faults allowed
@@ -305,7 +307,8 @@ class XenHost(Host):
             found = domains.alive(self.remote, self.known)
             log.warning("%s: xenstore does not answer: domains from Xen (%s)", self.spec.url,
                         ", ".join(f"{n} {d}" for n, d in sorted(found.items())))
-        return (Entity("dom0", self.current_boot_id()), *domains.daemon_entities(self.remote, self.hvm_names),
+        in_dom0 = tuple(g for g in self.hvm_names if self.topology is None or self.topology.device_model == "dom0")
+        return (Entity("dom0", self.current_boot_id()), *domains.daemon_entities(self.remote, in_dom0),
                 *(Entity(n, d) for n, d in sorted(found.items()) if n != "Domain-0"))
 
     def current_boot_id(self) -> str:
@@ -315,9 +318,10 @@ class XenHost(Host):
             return ""
 
     def planned_target(self, topology: Topology, role: str, guest: str | None = None) -> Target:
-        """Kernel roles where the topology puts them; the process roles (xenstored, xenconsoled,
-        the toolstack, the device models) stay in dom0 here, whatever the topology says: no stub domains."""
-        if role in KERNEL_ROLES:
+        """Kernel roles, and device models, where the topology puts them (a device model's stub
+        domain is libxl's ``GUEST-dm``); the process roles (xenstored, xenconsoled, the toolstack)
+        stay in dom0 here, whatever the topology says: Debian's Xen has no stub domains for them."""
+        if role in KERNEL_ROLES or (role == daemons.DEVICE_MODEL and topology.device_model == "stubdom"):
             return super().planned_target(topology, role, guest)
         if role in (*daemons.ROLES, daemons.DEVICE_MODEL):
             return Target(role, "dom0", daemons.process(role, guest), guest)

@@ -67,12 +67,14 @@ class LabFiles:
     dom0_cpio: Path
     guest_cpio: Path
     dd_cpio: Path
+    stub_cpio: Path
     key: Path
     state: Path
 
     @classmethod
     def at(cls, root: Path) -> LabFiles:
-        names = ("debs", "extracted", "xen", "vmlinuz", "rootfs", "dom0.cpio", "guest.cpio", "dd.cpio", "id_ed25519",
+        names = ("debs", "extracted", "xen", "vmlinuz", "rootfs", "dom0.cpio", "guest.cpio", "dd.cpio", "stub.cpio",
+                 "id_ed25519",
                  "state.img")
         return cls(root, *(root / name for name in names))
 
@@ -224,12 +226,13 @@ def payload(root: Path) -> LabFiles:
     guest and driver-domain images, wstall. Built from Debian packages, cached."""
     files = LabFiles.at(root)
     root.mkdir(parents=True, exist_ok=True)
-    from harness.lab.images import dd_image, guest_image, vmlinux_image
+    from harness.lab.images import dd_image, guest_image, stub_image, vmlinux_image
 
     release = fetch(files)
     bootstrap(files)
     guest_image(files, release)
     dd_image(files, release)
+    stub_image(files, release)
     vmlinux_image(files)
     return files
 

@@ -1,4 +1,4 @@
-"""The lab's small images: the PV guests' and the driver domains' initramfs.
+"""The lab's small images: the PV guests', the driver domains' and the device-model stub domains' initramfs.
 
 Both are kept small on purpose (a 160 MB driver-domain ramdisk made a rebuild take ≈ 35 s under
 TCG): static busybox, our `wrec`, the kernel modules the domain needs and, for driver domains, xl
@@ -29,6 +29,15 @@ DD_BINARIES = {
     **{f"usr/bin/xenstore-{op}": f"usr/bin/xenstore-{op}"
        for op in ("read", "write", "rm", "exists", "list", "ls", "chmod", "watch")},
 }
+
+
+STUB_MODULES = ("xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenfs", "xen-blkfront")
+STUB_BINARIES = {
+    "usr/libexec/xen-qemu-system-i386": "usr/bin/qemu",
+    "usr/lib/xen-4.17/bin/vchan-socket-proxy": "usr/bin/vchan-socket-proxy",
+    **{f"usr/bin/xenstore-{op}": f"usr/bin/xenstore-{op}" for op in ("read", "write", "list")},
+}
+STUB_DATA = ("usr/share/qemu", "usr/share/seabios")  # QEMU's option ROMs (linuxboot_dma.bin for -kernel)
 
 
 def modules_for(files: LabFiles, release: str, names: tuple[str, ...]) -> list[Path]:
@@ -125,6 +134,47 @@ def guest_image(files: LabFiles, release: str) -> None:
     stage(files.root, "guest", f"{release} {GUEST_MODULES} {init} {wrec}", make)
 
 
+def copy_binaries(rootfs: Path, root: Path, binaries: dict[str, str]) -> None:
+    """`binaries` (path in dom0's root → path in `root`) and the shared libraries they load."""
+    libs: set[str] = set()
+    for src, dest in binaries.items():
+        (root / dest).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(rootfs / src, root / dest, follow_symlinks=True)
+        libs |= libraries(rootfs, rootfs / src)
+    for lib in sorted(libs):
+        (root / lib).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(rootfs / lib, root / lib, follow_symlinks=True)
+
+
+def stub_image(files: LabFiles, release: str) -> None:
+    """A device-model stub domain's initramfs (libxl's Linux stub domain): Debian's QEMU and its
+    libraries, xenstore-read/list, vchan-socket-proxy, the Xen modules, and the HVM guest's
+    direct-boot kernel and image at the path its xl.cfg names (QEMU reads them from here)."""
+    init = (FILES / "stub-init.sh").read_text()
+    rootfs = files.rootfs
+
+    def make() -> None:
+        from harness.xen.payload import IMAGES  # (payload imports this module)
+
+        root = files.root / "stub-root"
+        base_root(files, root, init)
+        copy_binaries(rootfs, root, STUB_BINARIES)
+        for data in STUB_DATA:
+            if (rootfs / data).exists():
+                shutil.copytree(rootfs / data, root / data, symlinks=True)
+        boot = root / IMAGES.lstrip("/")
+        boot.mkdir(parents=True)
+        shutil.copy(files.vmlinuz, boot / "vmlinuz")
+        shutil.copy(files.guest_cpio, boot / "guest.cpio")
+        install_modules(files, release, STUB_MODULES, root)
+        pack(root, files.stub_cpio)
+
+    guest = (files.root / ".guest.stamp").read_text()  # the guest image and kernel it carries
+    kernel = f"{files.vmlinuz.stat().st_size} {files.vmlinuz.stat().st_mtime_ns}"
+    stage(files.root, "stub", f"{release} {STUB_MODULES} {STUB_BINARIES} {STUB_DATA} {init} {guest} {kernel} "
+          f"{(FILES / 'wrec.c').read_text()} {(files.root / '.rootfs.stamp').read_text()}", make)
+
+
 def dd_image(files: LabFiles, release: str) -> None:
     """A driver domain's initramfs (one image; its roles come from the kernel command line)."""
     init = (FILES / "dd-init.sh").read_text()
@@ -134,14 +184,7 @@ def dd_image(files: LabFiles, release: str) -> None:
     def make() -> None:
         root = files.root / "dd-root"
         base_root(files, root, init)
-        libs: set[str] = set()
-        for src, dest in DD_BINARIES.items():
-            (root / dest).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(rootfs / src, root / dest, follow_symlinks=True)
-            libs |= libraries(rootfs, rootfs / src)
-        for lib in sorted(libs):
-            (root / lib).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(rootfs / lib, root / lib, follow_symlinks=True)
+        copy_binaries(rootfs, root, DD_BINARIES)
         shutil.copytree(rootfs / "etc" / "xen", root / "etc" / "xen", symlinks=True)
         scripts = root / "opt" / "windsor" / "current" / "scripts"  # where the plan's xl.cfg names them
         scripts.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ import psutil
 from harness.sim import paths
 from harness.sim.proto import Msg, request
 from harness.sim.spawn import Child, Spawner, wait_ready
+from harness.topology import stub_domain
 
 READY_TIMEOUT = 20.0
 
@@ -84,7 +85,7 @@ class Guests:
             self.guests[name] = spec
         if "emul" in spec["devices"]:
             if self.stubdom_dm:
-                self.spawn(f"dm-{name}", "dm", ["device-model"], target=name)
+                self.spawn(stub_domain(name), "dm", ["device-model"], target=name)
             else:
                 made = request(paths.dom0_ctl(self.run_dir),
                                {"op": "spawn_dm", "guest": name, "target": spec["domid"]}, 20.0)
@@ -137,7 +138,7 @@ class Guests:
         if dom is None or spec is None:
             return {"ok": False, "error": f"no guest {name}"}
         killpg(dom.pid)
-        dm = self.doms.pop(f"dm-{name}", None)
+        dm = self.doms.pop(stub_domain(name), None)
         if dm is not None:
             killpg(dm.pid)
         elif "emul" in spec["devices"]:

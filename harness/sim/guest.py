@@ -4,9 +4,10 @@ pass through any service domain). A frontend whose backend dies reconnects by it
 backend offers again, and retries its in-flight request; a disk write counts only once acked.
 
 The guest has one vCPU (`Vcpu`): an emulated I/O request holds it until a device model answers
-it, so while one is unanswered (its device model stopped, or gone and not yet replaced) nothing
-else of the guest runs, as measured on Xen 4.17 (docs/design.md); the other workloads pass
-through the vCPU before each operation."""
+it, and a console write holds it while the console's ring is full (`ConsoleWork`), so while one
+is unanswered (its device model or console stopped, or gone and not yet replaced) nothing else of
+the guest runs, as measured on Xen 4.17 (docs/design.md); the other workloads pass through the
+vCPU before each operation."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ from harness.sim.xsclient import XsClient
 
 BLOCK = 64
 RETRY_S, UNREACHABLE_RETRY_S = 0.25, 0.01  # a ping with no pong is sent again; one to a peer not there yet, soon
+# hvc_xen's 2 KiB ring holds ≈ 12 cadences of a lab guest's console output (its records pass
+# through it: ≈ 3 s at 250 ms); sim's holds the same number of its own cadences
+RING_LINES = 12
 PROBE_CADENCES = 5  # the xenstore probe's period, in cadences (6 guests at sim's 10 ms: 240 requests/s)
 KIND = {"net": "vif", "disk": "vbd", "console": "console", "emul": "dm"}
 
@@ -98,7 +102,11 @@ def _answer(chan: Channel) -> dict[str, Any]:
 
 class Workload:
     device = ""
-    holds_vcpu = False  # an emulated request: the vCPU waits for its answer
+
+    @property
+    def holds_vcpu(self) -> bool:
+        """Does the next operation hold the vCPU until it completes (an emulated request)?"""
+        return False
 
     def attach(self, chan: Channel) -> None:
         pass
@@ -112,12 +120,65 @@ class Workload:
 
 
 class ConsoleWork(Workload):
+    """Lines written to the PV console's ring, as Linux's hvc_xen does: a write returns once the
+    line is in the ring, and the console backend takes lines out of it (its ack). While the ring
+    is full, the write spins with the vCPU held (hvc_xen waits for room with interrupts off), so a
+    console backend stopped or gone stops its guest whole once the ring fills (measured on Xen
+    4.17: docs/design.md). A new backend finds the lines still in the ring (they are the guest's
+    memory) and takes them."""
+
     device = "console"
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.ring: list[int] = []  # the seqs of lines in the ring, not yet taken by the backend
+        self.acks: queue.Queue[int] = queue.Queue()
+
+    @property
+    def holds_vcpu(self) -> bool:  # the next write must wait for room
+        self._take_acks(block=False)
+        return len(self.ring) >= RING_LINES
+
+    def attach(self, chan: Channel) -> None:
+        self.acks = acks = queue.Queue[int]()
+        threading.Thread(target=self._rx, args=(chan, acks), daemon=True).start()
+        for seq in self.ring:  # what the dead backend had not taken yet
+            chan.send({"seq": seq, "line": f"{self.device} {seq}"})
+
+    def _rx(self, chan: Channel, acks: queue.Queue[int]) -> None:
+        try:
+            while (msg := chan.recv()) is not None:
+                acks.put(int(msg.get("seq", -2)))
+        except (OSError, ValueError):
+            pass
+        acks.put(-1)
+
+    def _take_acks(self, block: bool) -> None:
+        while True:
+            try:
+                seq = self.acks.get(timeout=0.1) if block else self.acks.get_nowait()
+            except queue.Empty:
+                if block and not self.stop.is_set():
+                    continue
+                return
+            if seq == -1:
+                raise Broken("the console backend closed the ring")
+            self.ring = [s for s in self.ring if s > seq]
+            block = False
+
+    def op(self, chan: Channel, seq: int) -> None:
+        while len(self.ring) >= RING_LINES and not self.stop.is_set():
+            self._take_acks(block=True)
+        chan.send({"seq": seq, "line": f"{self.device} {seq}"})
+        self.ring.append(seq)
 
 
 class EmulWork(Workload):
     device = "emul"
-    holds_vcpu = True
+
+    @property
+    def holds_vcpu(self) -> bool:  # the vCPU waits for the device model's answer
+        return True
 
 
 class DiskWork(Workload):
@@ -205,9 +266,10 @@ def device_loop(fe: Frontend, work: Workload, rec: Recorder, ticker: Ticker, vcp
                     seq = work.first_seq(chan)
                 while True:
                     ticker.wait()
-                    if not (held or (vcpu.take() if work.holds_vcpu else vcpu.run())):
+                    hold = work.holds_vcpu  # (a console: its ring is full)
+                    if not (held or (vcpu.take() if hold else vcpu.run())):
                         return
-                    held = work.holds_vcpu
+                    held = held or hold
                     try:
                         work.op(chan, seq)  # an op cut by a dead backend is retried with the same seq
                     except IoError:
@@ -258,7 +320,7 @@ def run_guest(cfg: dict[str, Any]) -> None:
         elif device == "disk":
             works.append(DiskWork(name, rec))
         elif device == "console":
-            works.append(ConsoleWork())
+            works.append(ConsoleWork(stop))
         elif device == "emul":
             works.append(EmulWork())
     for work in works:

@@ -33,6 +33,7 @@ from harness.sim.spawn import Spawner, SpawnError, announce, wait_ready
 from harness.sim.sweep import sweep
 from harness.sim.xenbus import attach
 from harness.sim.xsclient import XsClient
+from harness.topology import stub_domain
 
 ROLE_OF_DEVICE = {"net": "netback", "disk": "blkback", "console": "console", "emul": "device-model"}
 
@@ -63,7 +64,7 @@ class Manager(Guests):
     # -- placement ---------------------------------------------------------------------------
     def domain_of(self, role: str, guest: str | None = None) -> str:
         if role == "device-model":
-            return f"dm-{guest}" if self.stubdom_dm else "dom0"
+            return stub_domain(guest or "") if self.stubdom_dm else "dom0"
         return self.placement.get(role, "dom0")
 
     def event(self, what: str, **info: Any) -> None:

@@ -7,8 +7,9 @@ prefix, ``/opt/windsor/<version>``, with ``/opt/windsor/current`` pointing at it
               windsor-boot (what runs at boot), windsor-xswatch (the devices' xenstore
               state changes), wstall (dom0 CPU stall, libxenctrl 4.17)
     scripts/  windsor-vif, windsor-block (hotplug scripts, named by absolute path in xl.cfg)
-    images/   vmlinux, dd.cpio, guest.cpio (driver-domain and guest images), vmlinuz (the same
-              kernel compressed, which an HVM guest's firmware loads)
+    images/   vmlinux, dd.cpio, guest.cpio, stub.cpio (driver-domain, guest and device-model stub
+              domain images), vmlinuz (the same kernel compressed, which an HVM guest's
+              firmware loads)
     MANIFEST  "sha256  path" of every file above; VERSION
 
 The same tree is baked into the ``lab://`` dom0 image and uploaded by ``windsor host prepare``
@@ -38,7 +39,7 @@ STATE = f"{STATE_ROOT}/state"
 UNIT = "/etc/systemd/system/windsor-boot.service"  # on systemd hosts: windsor-boot at boot
 SUPPORTED_XEN = ("4.17",)
 TOOLS = ("windsor-lease", "windsor-agent", "windsor-topo", "windsor-console", "windsor-boot", "windsor-xswatch")
-IMAGE_FILES = ("vmlinux", "dd.cpio", "guest.cpio", "vmlinuz")
+IMAGE_FILES = ("vmlinux", "dd.cpio", "guest.cpio", "stub.cpio", "vmlinuz")
 
 
 def tool(name: str) -> str:
@@ -93,7 +94,7 @@ def sources(files: LabFiles) -> dict[str, Path]:
     out["bin/wstall"] = build_wstall(files)
     out |= {f"scripts/{name}": FILES / name for name in HOTPLUG}
     images = {"vmlinux": files.root / "vmlinux", "dd.cpio": files.dd_cpio, "guest.cpio": files.guest_cpio,
-              "vmlinuz": files.vmlinuz}
+              "stub.cpio": files.stub_cpio, "vmlinuz": files.vmlinuz}
     out |= {f"images/{name}": path for name, path in images.items()}
     return out
 

@@ -3,8 +3,10 @@ what the recovery agent re-attaches — files under the control domain's state d
 ``windsor-topo`` and ``windsor-agent`` scripts (harness/lab/files/).
 
 On Xen the kernel roles (netback, blkback) move into driver domains built from one small image
-(harness/lab/images.py); the process roles (xenstore, toolstack, console, device models) stay in
-dom0, since Debian's Xen has no stub domains for them.
+(harness/lab/images.py), and an HVM guest's device model into a Linux stub domain
+(``GUEST-dm``, libxl's own, from our stub image) where the topology says ``device_model =
+"stubdom"``; the process roles (xenstore, toolstack, console) stay in dom0, since Debian's Xen
+has no stub domains for them.
 
 Each guest disk is a device-mapper device, ``windsor-GUEST``: over the block driver domain's own
 ``xvdX`` (dd-init.sh makes it; its kernel command line names the guests in xvdb, xvdc... order),
@@ -30,6 +32,7 @@ BRIDGE = "windsor0"
 DD_MEMORY_MB = 192
 GUEST_MEMORY_MB = 96
 HVM_MEMORY_MB = 256  # at 192 (no serial) it triple-faulted once early; 256 with a serial pty booted
+STUB_MEMORY_MB = 256  # its image is 62 MB (QEMU and its libraries: 46 MB), unpacked in RAM
 BACKEND_KIND = {"netback": "net", "blkback": "blk"}
 
 
@@ -56,18 +59,33 @@ def xen_guests(guests: Sequence[GuestSpec], has_qemu: bool) -> tuple[GuestSpec, 
     return tuple(replace(g, net=False, disk=False) if g.name == first else replace(g, hvm=False) for g in guests)
 
 
-def hvm_items(g: GuestSpec, extra: str) -> dict[str, object]:
-    """An HVM guest: Debian's QEMU in dom0 as its device model (libxl's default), serving one
+def stub_items() -> dict[str, object]:
+    """The device model in a Linux stub domain (libxl 4.17's ``GUEST-dm``): our stub image
+    (harness/lab/images.py, files/stub-init.sh) on the domains' kernel. It has no serial port for
+    the guest (a stub's serial is one more console, not wired here)."""
+    return {"device_model_stubdomain_override": 1, "device_model_version": "qemu-xen",
+            "stubdomain_kernel": f"{IMAGES}/vmlinux", "stubdomain_ramdisk": f"{IMAGES}/stub.cpio",
+            "stubdomain_memory": STUB_MEMORY_MB}
+
+
+def hvm_items(g: GuestSpec, extra: str, stubdom: bool = False) -> dict[str, object]:
+    """An HVM guest: Debian's QEMU as its device model, in dom0 (libxl's default) or in a stub
+    domain (`stub_items`), serving one
     emulated AHCI disk (``emul/GUEST.img``, which windsor-topo makes) that its ``emul`` workload
     writes; the same kernel and image as a PV guest, booted by QEMU's firmware (fw_cfg), its records
     on the PV console (hvc0). Under TCG: ``tsc_mode="native"`` (Xen cannot emulate the RDTSCP that
     TCG's SVM intercepts without NRIP: the guest triple-faulted), ``pci=noearly`` (Linux's early AGP
     probe scans 256 PCI buses through QEMU: 17 s), ``nokaslr`` (one early triple fault seen without)."""
-    return {"type": "hvm", "kernel": f"{IMAGES}/vmlinuz", "ramdisk": f"{IMAGES}/guest.cpio",
-            "cmdline": f"{extra} windsor.emul=sda nokaslr pci=noearly xen_emul_unplug=never",
-            "memory": HVM_MEMORY_MB, "vga": "none", "serial": "pty", "tsc_mode": "native", "hdtype": "ahci",
-            "on_reboot": "restart",  # an early triple fault under TCG (xl's monitor boots it again)
-            "disk": [f"format=raw,vdev=hda,access=rw,target={STATE}/emul/{g.name}.img"]}
+    items: dict[str, object] = {
+        "type": "hvm", "kernel": f"{IMAGES}/vmlinuz", "ramdisk": f"{IMAGES}/guest.cpio",
+        "cmdline": f"{extra} windsor.emul=sda nokaslr pci=noearly xen_emul_unplug=never",
+        "memory": HVM_MEMORY_MB, "vga": "none", "serial": "pty", "tsc_mode": "native", "hdtype": "ahci",
+        "on_reboot": "restart",  # an early triple fault under TCG (xl's monitor boots it again)
+        "disk": [f"format=raw,vdev=hda,access=rw,target={STATE}/emul/{g.name}.img"]}
+    if stubdom:
+        del items["serial"]
+        items |= stub_items()
+    return items
 
 
 def ip_of(guest: GuestSpec) -> str:
@@ -122,7 +140,7 @@ def make_plan(topology: Topology, guests: Sequence[GuestSpec], cadence_s: float)
         if g.hvm:
             if g.net or g.disk:  # XenHost.adapt: PV devices beside emulated ones are not wired here yet
                 raise ValueError(f"{g.name}: an HVM guest here has its emulated disk only, not net or disk")
-            items |= hvm_items(g, extra)
+            items |= hvm_items(g, extra, topology.device_model == "stubdom")
         else:
             items |= {"type": "pv", "kernel": f"{IMAGES}/vmlinux", "ramdisk": f"{IMAGES}/guest.cpio", "extra": extra,
                       "memory": GUEST_MEMORY_MB}
