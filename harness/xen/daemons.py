@@ -1,9 +1,11 @@
 """The process roles of a Xen host's control domain: xenstore (``oxenstored`` or ``xenstored``,
 whichever runs), the console (``xenconsoled``), the toolstack (the recovery agent
 ``windsor-agent`` and xl's per-domain monitors, the ``xl create`` children that answer a domain's
-crash or reboot) and each HVM guest's device model (Debian's QEMU, ``qemu-GUEST`` as a target's
-process, found by its ``-xen-domid``). Debian's Xen has no stub domains, so they live in dom0
-whatever the topology says: a fault hits the processes, never dom0's kernel.
+crash or reboot) and, where the topology keeps it in dom0, each HVM guest's device model
+(Debian's QEMU, ``qemu-GUEST`` as a target's process, found by its ``-xen-domid``; elsewhere it is
+libxl's stub domain ``GUEST-dm``, a domain like a driver domain). Debian's Xen has no stub domains
+for the daemons, so they live in dom0 whatever the topology says: a fault hits the processes,
+never dom0's kernel.
 
 - kill: SIGKILL. Nothing of Xen's restarts any of them. The recovery agent (windsor-agent)
   starts a dead ``xenconsoled`` again with the command line it had, as a supervisor would; a dead
