@@ -33,21 +33,24 @@ def cases(tmp_path: Path, *args: str) -> tuple[int, dict[str, dict[str, str]]]:
 
 def test_a_console_outage_freezes_every_guest_that_writes_to_its_console(tmp_path: Path) -> None:
     """xenconsoled stopped for 10 s, then killed (the recovery agent starts it again). Linux's PV
-    console (hvc_xen) waits for room in the 2 KiB ring with interrupts off, so every guest that
-    writes to hvc0 stops whole, not only its console: every device of every guest is out while
-    the console is, on both topologies, whatever the guest buffers itself. That is the console's
-    blast radius (`Blast.expected`: every guest writing to it, whole), so the cases pass: nothing
-    is lost, and each guest comes back with its console."""
+    console (hvc_xen) waits for room in the 2 KiB ring with interrupts off, so once the ring is
+    full every guest that writes to hvc0 stops whole, not only its console: stopped for 10 s,
+    every device of every guest is out, on both topologies, whatever the guest buffers itself.
+    Killed, the guests freeze only if the agent's restart outlasts the ring (≈ 3 s of records):
+    once 4/4 whole at 5.5 s, once none at 2.0 s. That is the console's blast radius
+    (`Blast.expected`: every guest writing to it, whole), so the cases pass: nothing is lost, and
+    each guest comes back with its console."""
     rc, got = cases(tmp_path, "--roles", "console", "--faults", "stall,kill")
     assert rc == 0, got
     for name in ("console-stall", "console-kill"):
         case = got[name]
         for side in ("", "baseline."):
-            assert case[f"{side}guests_impacted"] == case[f"{side}guests_total"], case
             assert case[f"{side}acked_writes_lost"] == "0" and case[f"{side}host_survived"] == "true", case
             assert case[f"{side}service_restart_s"] != "none" and case[f"{side}guest_recovery_s"] != "none", case
     stall = got["console-stall"]
-    assert float(stall["max_guest_downtime_s"]) >= 9.0, stall  # frozen for the 10 s window
+    for side in ("", "baseline."):
+        assert stall[f"{side}guests_impacted"] == stall[f"{side}guests_total"], stall
+        assert float(stall[f"{side}max_guest_downtime_s"]) >= 9.0, stall  # frozen for the 10 s window
 
 
 def test_xenstored_killed_never_comes_back_and_the_host_is_rebooted(tmp_path: Path) -> None:
