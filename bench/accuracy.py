@@ -37,6 +37,7 @@ LEAK_CASES = (  # leak, the case it shows in, what the failure must say
     ("late-stall", "netback-kill", "escaped the blast radius of netdd: g03:console"),
     ("lost-write", "blkback-kill", "1 acknowledged write lost"),
     ("hollow-service", "netback-kill", "but impacted guest devices never progressed again"),
+    ("open-xenstore", "compromised_service_contained and netback", "reachable from netdd: another guest's own node"),
 )
 LATE_STALLS_S = (0.1, 0.15, 0.2, 0.25, 0.3, 0.5)
 HOG = "import os\nos.sched_setaffinity(0, {0})\nwhile True:\n    pass\n"

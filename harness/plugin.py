@@ -30,6 +30,7 @@ from harness.backend.base import Host
 from harness.errors import HarnessError
 from harness.fleet import HostPool, allowed, parse_wait, take
 from harness.hostlease import stamp
+from harness.isolation import ROLES as ISOLATION_ROLES
 from harness.junit import BaselineJunit, Outcome, case_properties
 from harness.options import add_options, options_from, setting
 from harness.runner import CaseResult, During, run_case
@@ -187,7 +188,16 @@ def release_host(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """--shard I/N: keep this shard's cases; pytest reports the others as deselected."""
+    """--shard I/N: keep this shard's cases; pytest reports the others as deselected. So are the
+    isolation cases when no role of theirs was chosen (an empty parametrization)."""
+    def attacker(item: pytest.Item) -> object:
+        return getattr(getattr(item, "callspec", None), "params", {}).get("windsor_attacker")
+
+    unchosen = [item for item in items if "windsor_attacker" in getattr(item, "fixturenames", ())
+                and attacker(item) not in ISOLATION_ROLES]
+    if unchosen:
+        config.hook.pytest_deselected(items=unchosen)
+        items[:] = [item for item in items if item not in unchosen]
     shard = config.stash.get(SHARD, None)
     if shard is not None and shard.total > 1:
         keep = [item for item in items if shard.holds(case_key(item))]
@@ -238,6 +248,11 @@ def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "windsor_attacker" in metafunc.fixturenames:  # suites/test_isolation.py: a case per chosen role;
+        opts = metafunc.config.stash[OPTIONS]  # none when --faults narrows the run to fault cases
+        metafunc.parametrize("windsor_attacker", [pytest.param(r, marks=pytest.mark.windsor_role(r))
+                                                  for r in ISOLATION_ROLES
+                                                  if not opts.faults and (not opts.roles or r in opts.roles)])
     if "windsor_scenario" not in metafunc.fixturenames:
         return
     scenarios = matrix(metafunc.config.stash[OPTIONS])
@@ -288,11 +303,7 @@ class Windsor:
             failure = "\n".join([str(exc), *getattr(exc, "__notes__", [])])
         if failure is not None:
             pytest.fail(failure, pytrace=False)
-        run = self.item.config.stash[RUN_ID]
-        self.item.user_properties.extend([*outcome.properties(), ("run_id", run)])
-        build_id = self.item.config.getoption("windsor_build_id")
-        if build_id:
-            self.item.user_properties.append(("build_id", str(build_id)))
+        run = self.record(outcome.properties())
         print(outcome.summary_line())
         where = artifacts_dir(self.item.config)
         if where is not None:  # the case under test first: GitLab links only the first attachment
@@ -302,6 +313,16 @@ class Windsor:
                 print(attachment_line(path))
         self.item.config.hook.pytest_windsor_result(item=self.item, outcome=outcome)
         return outcome
+
+
+    def record(self, props: list[tuple[str, str]]) -> str:
+        """Write `props` as the case's JUnit properties, with this session's run_id and build_id."""
+        run = self.item.config.stash[RUN_ID]
+        self.item.user_properties.extend([*props, ("run_id", run)])
+        build_id = self.item.config.getoption("windsor_build_id")
+        if build_id:
+            self.item.user_properties.append(("build_id", str(build_id)))
+        return run
 
 
 def artifacts_dir(config: pytest.Config) -> Path | None:

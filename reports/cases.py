@@ -41,6 +41,12 @@ class Case:
         return "topology" in self.props
 
     @property
+    def is_isolation(self) -> bool:
+        """A security-isolation case (suites/test_isolation.py), not an availability scenario."""
+        return "isolation_attempts" in self.props or (
+            self.name.startswith("test_compromised_service_contained") and self.failed)
+
+    @property
     def host(self) -> str:
         return self.props.get("host", "")
 

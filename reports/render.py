@@ -73,11 +73,16 @@ def md_cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def mark(answer: str) -> str:
+    """An isolation attempt's cell: allowed ✓, denied ✗, not made —."""
+    return {"allowed": "✓", "denied": "✗"}.get(answer, "—")
+
+
 def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["md"] = md_cell
-    env.globals.update(shown=shown, METRICS=METRICS)
+    env.globals.update(shown=shown, METRICS=METRICS, mark=mark)
     return env
 
 

@@ -16,6 +16,7 @@ from harness.timeline import Timeline
 from harness.vocabulary import HEADLINE
 from reports.cases import Case
 from reports.history import History, Verdict, fmt_value, plural
+from reports.isolation import Isolation, collect
 
 NOTHING_S = 0.001  # below this, a downtime is none at all
 
@@ -77,6 +78,7 @@ class Report:
     others: tuple[Case, ...]  # testcases without Windsor properties
     duplicates: tuple[Case, ...]
     history: History | None
+    isolation: Isolation
 
     @property
     def counts(self) -> dict[str, int]:
@@ -141,8 +143,10 @@ def names(cases: Sequence[Case], limit: int = 8) -> str:
 
 def build(cases: Sequence[Case], repeats: Sequence[Case], sources: Sequence[str], history: History | None) -> Report:
     """`cases`: one per case (reports.cases.collapse), `repeats`: the other runs of the same cases."""
-    windsor = [c for c in cases if c.is_windsor or (c.name.startswith("test_fault_contained") and c.status != "pass")]
-    others = tuple(c for c in cases if c not in windsor)
+    isolation = collect(cases)
+    windsor = [c for c in cases if not c.is_isolation
+               and (c.is_windsor or (c.name.startswith("test_fault_contained") and c.status != "pass"))]
+    others = tuple(c for c in cases if c not in windsor and c not in isolation.cases)
     duplicates = tuple(repeats)
     reasons: list[str] = []
     notes: list[str] = []
@@ -157,12 +161,15 @@ def build(cases: Sequence[Case], repeats: Sequence[Case], sources: Sequence[str]
     failed = [c for c in windsor if c.failed]
     passed = [c for c in windsor if c.passed]
     skipped = [c for c in windsor if c.status == "skip"]
-    if not windsor:
+    if not windsor and not isolation.cases:
         reasons.append("no Windsor scenarios in the input (no testcase has Windsor properties)")
     if windsor and not passed and not failed:
         reasons.append(f"no scenario ran: all {len(windsor)} skipped")
     if failed:
         reasons.append(f"{len(failed)} of {plural(len(windsor), 'scenario')} failed: {names(failed)}")
+    if failed_isolation := [c for c in isolation.cases if c.failed]:
+        reasons.append(f"isolation: {len(failed_isolation)} of {plural(len(isolation.cases), 'case')} failed: "
+                       + names(failed_isolation))
     if wrong:
         reasons.append(f"{plural(len(wrong), 'timeline artifact')} disagree with their case's JUnit (another run "
                        f"wrote over them?), not shown: " + "; ".join(wrong[:4])
@@ -222,6 +229,7 @@ def build(cases: Sequence[Case], repeats: Sequence[Case], sources: Sequence[str]
                     + ", ".join(check.claim for check in CHECKS[:3])  # the checks the suites assert (harness/checks.py)
                     + ", and the rest of its checks held"
                     + (f"; {len(skipped)} skipped" if skipped else "")
+                    + (f"; {isolation.headline()}" if isolation.cases else "")
                     + (f"; no regression or drift against {plural(len(history.previous), 'previous run')}"
                        if history else ""))
     else:
@@ -234,4 +242,4 @@ def build(cases: Sequence[Case], repeats: Sequence[Case], sources: Sequence[str]
              ("guests", distinct(windsor, "guests_total")))
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return Report(now, tuple(str(Path(s)) for s in sources), facts, ready, headline, tuple(reasons), tuple(notes),
-                  tuple(rows), others, duplicates, history)
+                  tuple(rows), others, duplicates, history, isolation)

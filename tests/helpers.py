@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import psutil
+from junitparser.xunit2 import TestCase
 
 from harness.backend.sim import MARKER
 
@@ -16,6 +17,7 @@ CADENCE = 0.01
 # the scenarios of `pytest suites` on sim://: kill, stall, throttle, crash-loop and memory-pressure on
 # each of the 6 roles; partition (netback), disk-error (blkback) and xenstore-storm (xenstore)
 MATRIX = 6 * 5 + 3
+ISOLATION = 3  # suites/test_isolation.py: one case per role an attacker owns
 
 
 def sim_processes() -> list[psutil.Process]:
@@ -42,3 +44,10 @@ def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
 
 def pytest_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
+
+
+def fault_cases(junit: Path) -> list[TestCase]:
+    """The resilience matrix's testcases of a JUnit file (not the isolation cases beside them)."""
+    from harness.junit import read_cases
+
+    return [c for c in read_cases(str(junit)) if str(c.name).startswith("test_fault_contained")]

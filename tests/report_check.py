@@ -5,9 +5,9 @@ from __future__ import annotations
 from html.parser import HTMLParser
 from pathlib import Path
 
-from helpers import run
+from helpers import fault_cases, run
 
-from harness.junit import case_props, read_cases
+from harness.junit import case_props
 
 METRIC_KEYS = ("guests_impacted", "max_guest_downtime_s", "service_restart_s", "guest_recovery_s",
                "acked_writes_lost", "host_survived")
@@ -60,7 +60,7 @@ def check_numbers(cells: dict[tuple[str, str, str], tuple[str, str]], junit: Pat
     """Every metric of every case, under test and baseline, as the JUnit file has it; returns how
     many cells were checked."""
     checked = 0
-    for case in read_cases(str(junit)):
+    for case in fault_cases(junit):
         props = case_props(case)
         for key in METRIC_KEYS:
             for side, prefix in (("test", ""), ("base", "baseline.")):

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import MATRIX, pytest_argv, run
+from helpers import ISOLATION, MATRIX, fault_cases, pytest_argv, run
 from junitparser.xunit2 import JUnitXml
 from report_check import METRIC_KEYS, PNG, Cells, check_numbers, expected_text, report
 
@@ -26,7 +26,7 @@ def matrix_report(matrix_junit: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def test_timelines_are_attached_to_each_testcase(matrix_junit: Path) -> None:
-    for case in read_cases(str(matrix_junit)):
+    for case in fault_cases(matrix_junit):
         props = case_props(case)
         attached = attachments(case.system_out or "")
         assert len(attached) == 2, case.name  # the baseline's and the candidate's
@@ -48,7 +48,7 @@ def test_markdown_matches_junit(matrix_report: Path, matrix_junit: Path) -> None
     md = (matrix_report / "report.md").read_text()
     assert md.splitlines()[2].startswith("**READY for sign-off")
     rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ") and " / " in line}
-    for case in read_cases(str(matrix_junit)):
+    for case in fault_cases(matrix_junit):
         props = case_props(case)
         line = rows[str(case.name).split("[")[1].rstrip("]")]
         for key in METRIC_KEYS:
@@ -123,8 +123,9 @@ def test_three_shards_merged_then_reported(matrix_junit: Path, tmp_path: Path) -
     merged = tmp_path / "all.xml"
     done = run("windsor", "merge", str(merged), *map(str, shards))
     said = done.stdout + done.stderr
-    assert done.returncode == 0 and f"merged {MATRIX + 1} testcases from 3 files" in done.stdout, said
-    assert sum(1 for _ in read_cases(str(merged))) == MATRIX + 1
+    every = MATRIX + ISOLATION + 1
+    assert done.returncode == 0 and f"merged {every} testcases from 3 files" in done.stdout, said
+    assert sum(1 for _ in read_cases(str(merged))) == every
     out = tmp_path / "rep"
     said = report(str(merged), "--out", str(out), "--previous", str(matrix_junit))
     assert said.startswith(f"READY for sign-off: {MATRIX} of {MATRIX}"), said
@@ -143,3 +144,22 @@ def test_a_role_in_dom0_on_both_topologies_is_said_to_show_no_disaggregation(tmp
     md = (tmp_path / "r" / "report.md").read_text()
     assert ("1 scenario hit a role that is in dom0 on both topologies, so the comparison shows no disaggregation of "
             "it: xenstore-stall (xenstore in dom0 on netdd-only and monolithic)") in md, md
+
+
+def test_isolation_section_matches_junit(matrix_report: Path, matrix_junit: Path) -> None:
+    """The security-isolation section: a row per service with its reachable counts, under test and
+    on the baseline, as the JUnit file has them; the matrix has every attempt; the headline says
+    the total."""
+    md = (matrix_report / "report.md").read_text()
+    section = md.split("## Security isolation", 1)[1].split("\n## ", 1)[0]
+    cases = [case_props(c) for c in read_cases(str(matrix_junit)) if str(c.name).startswith("test_compromised")]
+    assert len(cases) == ISOLATION
+    made = reached = 0
+    for props in cases:
+        mine = f"{props['isolation_reachable']} of {props['isolation_attempts']}"
+        base = f"{props['baseline.isolation_reachable']} of {props['baseline.isolation_attempts']}"
+        assert f"| {props['target_role']} | pass | {props['attacker']} / dom0 | {mine} / {base} | 0 |" in section
+        made, reached = made + int(props["isolation_attempts"]), reached + int(props["isolation_reachable"])
+        for row in props["isolation_rows"].split(" | "):
+            assert f"| {row.split(' [')[0]} |" in section, row
+    assert reached == 0 and f"isolation: 0 of {made} attempts outside the services' duties reachable" in md

@@ -61,3 +61,44 @@ def test_a_guest_is_held_to_the_watch_quota_and_a_service_domain_is_not(tmp_path
     finally:
         guest.stop.set()
         dom0.stop.set()
+
+
+def test_a_domain_reaches_only_what_the_permissions_give_it(tmp_path: Path) -> None:
+    """xenstore's permissions, as Xen's xenstored checks them: a device's two directories as libxl
+    sets them (each end owns its own, the other end may read it), a guest's own node closed to the
+    others, a node a domain creates owned by it; dom0 (a connection that never says who it is)
+    may do anything, and a connection cannot become another domain."""
+    from harness.sim.xenbus import attach
+
+    sock = str(tmp_path / "xs.sock")
+    XenstoreService(sock, str(tmp_path / "j")).start()
+    dom0, netdd, g5, g6 = XsClient(sock), XsClient(sock, domid=3), XsClient(sock, guest=5), XsClient(sock, guest=6)
+    try:
+        dom0.write("/local/domain/5/name", "g05")
+        attach(dom0, 5, 3, "vif")
+        attach(dom0, 6, 4, "vbd")
+        for xs, path, ok in ((netdd, "/local/domain/5/device/vif/0/state", True),  # its frontend's
+                             (netdd, "/local/domain/3/backend/vif/5/0/state", True),  # its own
+                             (g5, "/local/domain/3/backend/vif/5/0/state", True),  # its backend's
+                             (g5, "/local/domain/5/name", True),
+                             (netdd, "/local/domain/5/name", False),  # the guest's own node
+                             (netdd, "/local/domain/6/device/vbd/0/state", False),  # not its device
+                             (netdd, "/local/domain/4/backend/vbd/6/0/state", False),  # another backend's
+                             (g6, "/local/domain/5/device/vif/0/state", False),  # another guest's
+                             (dom0, "/local/domain/6/device/vbd/0/state", True)):
+            answer = xs.call({"op": "read", "path": path})
+            assert answer.get("ok") is ok and (ok or answer.get("error") == "EACCES"), (xs.domid, path, answer)
+        assert netdd.call({"op": "write", "path": "/local/domain/3/backend/vif/5/0/state", "value": "2"})["ok"]
+        refused = netdd.call({"op": "write", "path": "/local/domain/5/device/vif/0/state", "value": "6"})
+        assert refused["error"] == "EACCES"
+        assert g5.call({"op": "write", "path": "/local/domain/5/data/x", "value": "1"})["ok"]  # its own data
+        assert g5.call({"op": "getperms", "path": "/local/domain/5/data/x"})["value"] == ["n5"]
+        assert g6.call({"op": "read", "path": "/local/domain/5/data/x"})["error"] == "EACCES"
+        assert g5.call({"op": "setperms", "path": "/local/domain/5/data/x", "perms": ["r5"]})["ok"]  # its owner
+        assert g6.call({"op": "read", "path": "/local/domain/5/data/x"})["ok"]  # now readable by all
+        taken = g6.call({"op": "setperms", "path": "/local/domain/5/data/x", "perms": ["b6"]})
+        assert taken["error"] in ("EACCES", "EPERM")
+        assert g6.call({"op": "introduce", "domid": 0})["error"] == "EPERM"  # it stays domain 6
+    finally:
+        for xs in (dom0, netdd, g5, g6):
+            xs.close()

@@ -12,6 +12,7 @@ from harness import hostlease
 from harness.change import Change
 from harness.errors import HostError
 from harness.hostlease import HostLease
+from harness.isolation import Answer, Layout
 from harness.lease import Lease
 from harness.model import ROLES, XENBUS_DEVICE, GuestSpec, Pair
 from harness.topology import Topology
@@ -90,6 +91,7 @@ class Host(ABC):
     roles: tuple[str, ...] = ROLES  # the roles whose faults this kind of host can inject
     # what it can do to them: the kinds of `Change` it can apply, and "kill" (harness/change.py)
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    attackers: ClassVar[tuple[str, ...]] = ()  # the roles an isolation attacker can be put in here (`attempt`)
     defaults: Mapping[str, str] = {}  # run options (plugin ini names) that suit this kind of host
     fault_defaults: Mapping[str, Mapping[str, str]] = {}  # fault parameters that suit this kind of host
     steady_timeout_s = 30.0  # from `boot` returning to every guest device progressing
@@ -183,6 +185,16 @@ class Host(ABC):
         lease still held, a domain missing, a reboot since `boot` (harness/reuse.py). By
         default a host is booted afresh for every case."""
         return f"{self.spec.scheme}:// hosts are booted afresh for every case"
+
+    def layout(self) -> Layout:
+        """Every guest device with both its xenstore directories and the domain serving it, as dom0
+        sees it now: what an attacker's attempts are aimed at (harness/isolation.py)."""
+        raise HostError(f"{self.spec.scheme}:// hosts cannot be attacked yet")
+
+    def attempt(self, attacker: str, action: str, target: str) -> Answer:
+        """Make one attempt of harness/isolation.py's `ACTIONS` with domain `attacker`'s own
+        privileges; what the system answered. HostError when it could not be made at all."""
+        raise HostError(f"{self.spec.scheme}:// hosts cannot be attacked yet")
 
     @abstractmethod
     def boot(self, topology: Topology, guests: Sequence[GuestSpec], cadence: float, seed: int) -> None:

@@ -41,6 +41,8 @@ from harness.atomic import check_writable_dir, nearest_existing, write_atomic
 from harness.backend.base import DeviceState, Entity, Health, Host, HostSpec, Target
 from harness.change import KINDS, Change
 from harness.errors import HostError, UsageError
+from harness.isolation import ROLES as ISOLATION_ROLES
+from harness.isolation import Answer, Device, Layout
 from harness.lease import Lease, Owner
 from harness.metrics import DOM0
 from harness.model import KERNEL_ROLES, ROLES, GuestSpec, Pair, peers
@@ -174,6 +176,17 @@ class SimHost(Host):
         if not answer.get("ok"):
             raise HostError(f"sim:// {what} failed: {answer.get('error')} (logs in {self.run_dir}/log)")
         return answer
+
+    attackers = ISOLATION_ROLES
+
+    def layout(self) -> Layout:
+        got = self._ok(self._mgr({"op": "layout"}, timeout=10.0), "layout")
+        return Layout(tuple(Device(**d) for d in got["devices"]), dict(got["private"]))
+
+    def attempt(self, attacker: str, action: str, target: str) -> Answer:
+        got = self._ok(self._mgr({"op": "attempt", "as": attacker, "action": action, "target": target},
+                                 timeout=20.0), f"{action} {target} from {attacker}")
+        return Answer(bool(got["allowed"]), str(got["detail"]))
 
     def status(self) -> Msg:
         return self._ok(self._mgr({"op": "status"}), "status")

@@ -36,6 +36,7 @@ from harness.model import KERNEL_ROLES, GuestSpec, Pair
 from harness.topology import Topology
 from harness.waiting import wait_until
 from harness.xen import daemons, domains
+from harness.xen.attempts import Attempts
 from harness.xen.changes import commands, recover, uncap_dom0
 from harness.xen.inventory import HostEntry, load_inventory
 from harness.xen.payload import CURRENT, STATE, tool, tools_version
@@ -57,8 +58,9 @@ XSWATCH_STOP = f"kill -- -$(cat {STATE}/xswatch.pid 2>/dev/null) 2>/dev/null; rm
 USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 
 
-class XenHost(Host):
+class XenHost(Attempts, Host):
     roles = ("netback", "blkback", *daemons.ROLES, daemons.DEVICE_MODEL)
+    attackers = ("netback", "blkback", daemons.DEVICE_MODEL)  # (harness/isolation.py)
     capabilities = frozenset({"kill", "pause", "cap", "memory", "link-down", "disk-error", "xenstore-storm"})
     # Real Xen under TCG is slow: a driver domain came back 19–29 s after its crash here, and a
     # monolithic host crash took 68–106 s until dom0 answered again.

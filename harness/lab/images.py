@@ -35,7 +35,7 @@ STUB_MODULES = ("xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenf
 STUB_BINARIES = {
     "usr/libexec/xen-qemu-system-i386": "usr/bin/qemu",
     "usr/lib/xen-4.17/bin/vchan-socket-proxy": "usr/bin/vchan-socket-proxy",
-    **{f"usr/bin/xenstore-{op}": f"usr/bin/xenstore-{op}" for op in ("read", "write", "list")},
+    **{f"usr/bin/xenstore-{op}": f"usr/bin/xenstore-{op}" for op in ("read", "write", "list", "watch")},
 }
 STUB_DATA = ("usr/share/qemu", "usr/share/seabios")  # QEMU's option ROMs (linuxboot_dma.bin for -kernel)
 
@@ -146,6 +146,22 @@ def copy_binaries(rootfs: Path, root: Path, binaries: dict[str, str]) -> None:
         shutil.copy(rootfs / lib, root / lib, follow_symlinks=True)
 
 
+ATTACKER = ("windsor-attempt", "wprobe.c")  # an isolation attacker's tools in a domU (harness/isolation.py)
+
+
+def install_attacker(files: LabFiles, root: Path) -> None:
+    """windsor-attempt and wprobe (with the libraries it loads) into a domU image's `root`."""
+    from harness.xen.payload import build_tool  # (payload imports this module)
+
+    probe = build_tool(files, "wprobe")
+    for src, dest in ((probe, "usr/bin/wprobe"), (FILES / "windsor-attempt", "usr/bin/windsor-attempt")):
+        shutil.copy(src, root / dest)
+        (root / dest).chmod(0o755)
+    for lib in sorted(libraries(files.rootfs, probe)):
+        (root / lib).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(files.rootfs / lib, root / lib, follow_symlinks=True)
+
+
 def stub_image(files: LabFiles, release: str) -> None:
     """A device-model stub domain's initramfs (libxl's Linux stub domain): Debian's QEMU and its
     libraries, xenstore-read/list, vchan-socket-proxy, the Xen modules, and the HVM guest's
@@ -159,6 +175,7 @@ def stub_image(files: LabFiles, release: str) -> None:
         root = files.root / "stub-root"
         base_root(files, root, init)
         copy_binaries(rootfs, root, STUB_BINARIES)
+        install_attacker(files, root)
         for data in STUB_DATA:
             if (rootfs / data).exists():
                 shutil.copytree(rootfs / data, root / data, symlinks=True)
@@ -172,7 +189,8 @@ def stub_image(files: LabFiles, release: str) -> None:
     guest = (files.root / ".guest.stamp").read_text()  # the guest image and kernel it carries
     kernel = f"{files.vmlinuz.stat().st_size} {files.vmlinuz.stat().st_mtime_ns}"
     stage(files.root, "stub", f"{release} {STUB_MODULES} {STUB_BINARIES} {STUB_DATA} {init} {guest} {kernel} "
-          f"{(FILES / 'wrec.c').read_text()} {(files.root / '.rootfs.stamp').read_text()}", make)
+          f"{(FILES / 'wrec.c').read_text()} {(files.root / '.rootfs.stamp').read_text()} "
+          + "".join((FILES / name).read_text() for name in ATTACKER), make)
 
 
 def dd_image(files: LabFiles, release: str) -> None:
@@ -185,6 +203,7 @@ def dd_image(files: LabFiles, release: str) -> None:
         root = files.root / "dd-root"
         base_root(files, root, init)
         copy_binaries(rootfs, root, DD_BINARIES)
+        install_attacker(files, root)
         shutil.copytree(rootfs / "etc" / "xen", root / "etc" / "xen", symlinks=True)
         scripts = root / "opt" / "windsor" / "current" / "scripts"  # where the plan's xl.cfg names them
         scripts.mkdir(parents=True, exist_ok=True)
@@ -196,5 +215,5 @@ def dd_image(files: LabFiles, release: str) -> None:
         install_modules(files, release, DD_MODULES, root)
         pack(root, files.dd_cpio)
 
-    scripts = "".join((FILES / name).read_text() for name in HOTPLUG)
+    scripts = "".join((FILES / name).read_text() for name in (*HOTPLUG, *ATTACKER))
     stage(files.root, "dd", f"{release} {DD_MODULES} {DD_BINARIES} {init} {wrec} {scripts}", make)

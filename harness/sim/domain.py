@@ -38,11 +38,18 @@ def start_roles(ctx: RoleContext, roles: list[str]) -> None:
         ctx.xs.read("/", timeout=10.0)  # xenstore answers: we can do handshakes
 
 
+def unprivileged(cfg: dict[str, Any]) -> int | None:
+    """The domid a service domain's xenstore connection says it is; None for a privileged one
+    (dom0's processes, the toolstack's domain: Windsor gives it control of the others)."""
+    return None if int(cfg["domid"]) == 0 or "toolstack" in cfg["roles"] else int(cfg["domid"])
+
+
 def run_service(cfg: dict[str, Any]) -> None:
     stop = threading.Event()
     ctx = RoleContext(
         name=cfg["name"], domid=int(cfg["domid"]), run_dir=cfg["run_dir"],
-        xs=XsClient(paths.xenstore(cfg["run_dir"]), stop), target=cfg.get("target"), stop=stop,
+        xs=XsClient(paths.xenstore(cfg["run_dir"]), stop, domid=unprivileged(cfg)), target=cfg.get("target"),
+        stop=stop,
     )
     start_roles(ctx, list(cfg["roles"]))
     announce({"name": cfg["name"], "sockets": ctx.sockets})

@@ -24,6 +24,7 @@ LEAKS = {
     "late-stall": "1-2 s after a service domain is hit, a guest that does not use it stops for 0.5 s",
     "lost-write": "a restarted blkback silently drops one acknowledged write",
     "hollow-service": "a restarted netback answers its health probe but forwards no frame",
+    "open-xenstore": "xenstored checks no permission: every domain reads and writes every node, as dom0",
 }
 LATE_STALL_ENV = "WINDSOR_SIM_LATE_STALL_S"  # how long late-stall stops its bystander (bench --accuracy)
 LATE_AFTER_S = (1.0, 2.0)

@@ -24,7 +24,7 @@ from typing import Any
 
 import psutil
 
-from harness.sim import changes, leaks, paths
+from harness.sim import attempts, changes, leaks, paths
 from harness.sim.domains import READY_TIMEOUT, Dom, Guests, killpg
 from harness.sim.guest import KIND
 from harness.sim.leases import ORPHAN_LINGER_S, LeaseKeeper, watch_owner
@@ -319,6 +319,10 @@ class Manager(Guests):
                 return self.change(msg)
             if op == "release":
                 return self.release(str(msg["id"]), str(msg.get("by", "harness")))
+            if op == "layout":
+                return attempts.layout(self)
+            if op == "attempt":  # an attacker in a domain (harness/isolation.py)
+                return attempts.attempt(self, str(msg["as"]), str(msg["action"]), str(msg["target"]))
             if op == "shutdown":
                 self.stop.set()
                 return {"ok": True}

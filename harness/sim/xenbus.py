@@ -38,8 +38,11 @@ def attach(
     xs: XsClient, fe: int, be: int, kind: str, devid: int = 0,
     params: Mapping[str, str] | None = None,
 ) -> None:
-    """Create (or move to a new backend) one device; the frontend reacts to its `backend` key."""
+    """Create (or move to a new backend) one device; the frontend reacts to its `backend` key.
+    Each end's directory is its domain's, readable by the other end, as libxl makes them."""
     b, f = be_dir(be, kind, fe, devid), fe_dir(fe, kind, devid)
+    xs.setperms(b, [f"n{be}", f"r{fe}"])
+    xs.setperms(f, [f"n{fe}", f"r{be}"])
     for key, value in (params or {}).items():
         xs.write(f"{b}/{key}", value)
     xs.write(f"{b}/frontend", f)

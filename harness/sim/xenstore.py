@@ -2,11 +2,14 @@
 
 Operations (one JSON object per request, answered with the same `rid`):
 ``read``, ``write``, ``rm`` (recursive), ``ls``, ``watch``/``unwatch`` (path prefix, token),
-``ping``. A watch fires once at registration (as Xen's does) and then on every change at or
-below its path; events are pushed on the watcher's connection as ``{"event": path, "token": t}``.
-A guest's connection says so first (``introduce`` with its domid): like oxenstored for an
-unprivileged domain, xenstored then refuses it more than `WATCH_QUOTA` watches (``EQUOTA``);
-service domains and dom0 have no quota here.
+``ping``, ``setperms``/``getperms`` (harness/sim/xsperms.py). A watch fires once at registration
+(as Xen's does) and then on every change at or below its path; events are pushed on the
+watcher's connection as ``{"event": path, "token": t}``.
+A domain's connection says which domain it is first (``introduce`` with its domid, once: as the
+ring Xen's xenstored reads a domain's requests from, it stays that domain's); every request on it
+is then checked against the node's permissions (``EACCES``), and a guest's (``guest``: true) is held,
+like oxenstored holds an unprivileged domain, to `WATCH_QUOTA` watches (``EQUOTA``). A connection
+that never introduced itself is privileged, as dom0's socket is.
 Every change is appended to a journal and fsynced before it is answered, so a restarted
 xenstored starts with the state it had when it died.
 """
@@ -20,6 +23,7 @@ import threading
 import time
 from typing import Any
 
+from harness.sim import leaks, xsperms
 from harness.sim.proto import Channel, Msg, Server
 
 
@@ -28,6 +32,8 @@ class Store:
 
     def __init__(self, journal: str) -> None:
         self.data: dict[str, str] = {}
+        self.perms: dict[str, tuple[str, ...]] = {}  # the nodes that have permissions of their own
+        self.open = leaks.planted("open-xenstore")  # planted leak (harness/sim/leaks.py): no checks
         self.journal = journal
         self.lock = threading.Lock()
         if os.path.exists(journal):
@@ -46,19 +52,24 @@ class Store:
         with open(tmp, "w", encoding="utf-8") as fh:
             for path, value in self.data.items():
                 fh.write(json.dumps(["write", path, value]) + "\n")
+            for path, perms in self.perms.items():
+                fh.write(json.dumps(["perms", path, list(perms)]) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.journal)
 
-    def _apply(self, op: str, path: str, value: str) -> None:
+    def _apply(self, op: str, path: str, value: Any) -> None:
         if op == "write":
-            self.data[path] = value
+            self.data[path] = str(value)
+        elif op == "perms":
+            self.perms[path] = tuple(value)
         else:
             prefix = path.rstrip("/") + "/"
-            for key in [k for k in self.data if k == path or k.startswith(prefix)]:
-                del self.data[key]
+            for table in (self.data, self.perms):
+                for key in [k for k in table if k == path or k.startswith(prefix)]:
+                    del table[key]
 
-    def change(self, op: str, path: str, value: str = "") -> None:
+    def change(self, op: str, path: str, value: Any = "") -> None:
         with self.lock:
             os.write(self._fd, (json.dumps([op, path, value]) + "\n").encode())
             os.fsync(self._fd)
@@ -67,6 +78,24 @@ class Store:
     def read(self, path: str) -> str | None:
         with self.lock:
             return self.data.get(path)
+
+    def allowed(self, path: str, domid: int | None, want: str) -> bool:
+        """May `domid` (None: privileged) `want` ("r", "w") the node — or, a new node, its parent?"""
+        if domid is None or self.open:
+            return True
+        with self.lock:
+            if want == "w" and path not in self.data and path not in self.perms and path != "/":
+                path = path.rsplit("/", 1)[0] or "/"
+            return xsperms.allows(xsperms.effective(self.perms, path), domid, want)
+
+    def created_by(self, path: str, domid: int | None) -> tuple[str, ...] | None:
+        """The permissions a node `domid` is about to create needs of its own (None: its parent's do)."""
+        with self.lock:
+            if domid is None or path in self.data or path in self.perms:
+                return None
+            parent = xsperms.effective(self.perms, path.rsplit("/", 1)[0] or "/")
+        mine = xsperms.inherited(parent, domid)
+        return None if mine == parent else mine
 
     def ls(self, path: str) -> list[str]:
         prefix = path.rstrip("/") + "/"
@@ -88,6 +117,7 @@ class XenstoreService:
         self._states = os.open(states, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if states else None
         self._watches: dict[Channel, list[tuple[str, str]]] = {}
         self._guests: set[Channel] = set()  # connections of guests: their watches are under quota
+        self._ids: dict[Channel, int] = {}  # the domain each introduced connection is
         self._index = WatchIndex()
         self._wlock = threading.Lock()
         self.server = Server(sock_path, self._handle)
@@ -122,6 +152,7 @@ class XenstoreService:
                 for wpath, token in self._watches.pop(chan, []):
                     self._index.remove(wpath, chan, token)
                 self._guests.discard(chan)
+                self._ids.pop(chan, None)
 
     def _answer(self, chan: Channel, msg: Msg) -> dict[str, Any]:
         op, path = msg.get("op"), msg.get("path", "")
@@ -129,14 +160,36 @@ class XenstoreService:
             return {"ok": True, "role": "xenstore", "pid": os.getpid()}
         if op == "introduce":
             with self._wlock:
-                self._guests.add(chan)
+                if chan in self._ids or not isinstance(msg.get("domid"), int):
+                    return {"ok": False, "error": "EPERM"}  # a connection is one domain's, for good
+                self._ids[chan] = int(msg["domid"])
+                if msg.get("guest", True):
+                    self._guests.add(chan)
             return {"ok": True}
         if not isinstance(path, str) or not path.startswith("/"):
             return {"ok": False, "error": "EINVAL"}
+        domid = self._ids.get(chan)
+        want = {"read": "r", "ls": "r", "getperms": "r", "write": "w", "rm": "w", "setperms": "w"}.get(str(op))
+        if want is not None and not self.store.allowed(path, domid, want):
+            return {"ok": False, "error": "EACCES"}
+        if op == "setperms":
+            perms = msg.get("perms")
+            if not xsperms.valid(perms):
+                return {"ok": False, "error": "EINVAL"}
+            owner = int(xsperms.effective(self.store.perms, path)[0][1:])
+            if domid is not None and owner != domid:
+                return {"ok": False, "error": "EPERM"}
+            self.store.change("perms", path, list(perms))  # type: ignore[arg-type]
+            return {"ok": True}
+        if op == "getperms":
+            return {"ok": True, "value": list(xsperms.effective(self.store.perms, path))}
         if op == "read":
             value = self.store.read(path)
             return {"ok": value is not None, "value": value, "error": None if value is not None else "ENOENT"}
         if op == "write":
+            own = self.store.created_by(path, domid)
+            if own is not None:
+                self.store.change("perms", path, list(own))
             self.store.change("write", path, str(msg.get("value", "")))
             if self._states is not None and path.endswith("/state"):
                 self._log_state(path, str(msg.get("value", "")))

@@ -2,14 +2,16 @@
 
 Watch events are delivered to one `queue.Queue` per token. Because a watch fires once when it
 is (re-)registered, a consumer that waits on its queue also learns about changes it missed
-while xenstored was away. A guest's client (`guest` set) introduces itself on every connection:
-xenstored holds its watches to a quota.
+while xenstored was away. A domain's client (`domid`, or `guest` for a guest's) says which domain
+it is on every connection: xenstored checks its requests against the nodes' permissions, and
+holds a guest's watches to a quota. A client that says nothing is privileged (dom0's).
 """
 
 from __future__ import annotations
 
 import itertools
 import queue
+import socket
 import threading
 from typing import Any
 
@@ -21,8 +23,10 @@ class XsUnavailable(OSError):
 
 
 class XsClient:
-    def __init__(self, sock_path: str, stop: threading.Event | None = None, guest: int | None = None) -> None:
+    def __init__(self, sock_path: str, stop: threading.Event | None = None, guest: int | None = None,
+                 domid: int | None = None) -> None:
         self.sock_path, self.guest = sock_path, guest
+        self.domid = guest if guest is not None else domid
         self.stop = stop or threading.Event()
         self._chan: Channel | None = None
         self._connected = threading.Condition()
@@ -46,8 +50,9 @@ class XsClient:
             chan.settimeout(None)
             with self._connected:
                 try:
-                    if self.guest is not None:
-                        chan.send({"op": "introduce", "domid": self.guest, "rid": 0})
+                    if self.domid is not None:
+                        chan.send({"op": "introduce", "domid": self.domid, "guest": self.guest is not None,
+                                   "rid": 0})
                     for token, (path, _) in list(self._watches.items()):
                         chan.send({"op": "watch", "path": path, "token": token, "rid": 0})
                 except OSError:  # reached a xenstored that is going away: try again
@@ -80,6 +85,16 @@ class XsClient:
                 if rid in self._pending:
                     self._pending[rid].append(msg)
                     self._answered.notify_all()
+
+    def close(self) -> None:
+        """Stop for good: the connection is closed now, not at the process's end."""
+        self.stop.set()
+        with self._connected:
+            if self._chan is not None:
+                try:
+                    self._chan.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     # -- requests -------------------------------------------------------------------------
     def call(self, msg: Msg, timeout: float = 5.0) -> Msg:
@@ -115,6 +130,12 @@ class XsClient:
 
     def write(self, path: str, value: object, timeout: float = 5.0) -> None:
         self.call({"op": "write", "path": path, "value": str(value)}, timeout)
+
+    def setperms(self, path: str, perms: list[str], timeout: float = 5.0) -> None:
+        """Set a node's permissions (harness/sim/xsperms.py); PermissionError if xenstored refused."""
+        answer = self.call({"op": "setperms", "path": path, "perms": perms}, timeout)
+        if not answer.get("ok"):
+            raise PermissionError(f"setperms {path}: {answer.get('error')}")
 
     def rm(self, path: str, timeout: float = 5.0) -> None:
         self.call({"op": "rm", "path": path}, timeout)

@@ -5,7 +5,8 @@ prefix, ``/opt/windsor/<version>``, with ``/opt/windsor/current`` pointing at it
     bin/      windsor-lease (lease journal + watchdog), windsor-agent (recovery agent),
               windsor-topo (topology tool), windsor-console (guest record reader),
               windsor-boot (what runs at boot), windsor-xswatch (the devices' xenstore
-              state changes), wstall (dom0 CPU stall, libxenctrl 4.17)
+              state changes), windsor-attempt (an isolation attempt), wstall (dom0 CPU stall,
+              libxenctrl 4.17), wprobe (an isolation attempt through Xen's libraries)
     scripts/  windsor-vif, windsor-block (hotplug scripts, named by absolute path in xl.cfg)
     images/   vmlinux, dd.cpio, guest.cpio, stub.cpio (driver-domain, guest and device-model stub
               domain images), vmlinuz (the same kernel compressed, which an HVM guest's
@@ -38,7 +39,11 @@ STATE_ROOT = "/var/lib/windsor"
 STATE = f"{STATE_ROOT}/state"
 UNIT = "/etc/systemd/system/windsor-boot.service"  # on systemd hosts: windsor-boot at boot
 SUPPORTED_XEN = ("4.17",)
-TOOLS = ("windsor-lease", "windsor-agent", "windsor-topo", "windsor-console", "windsor-boot", "windsor-xswatch")
+TOOLS = ("windsor-lease", "windsor-agent", "windsor-topo", "windsor-console", "windsor-boot", "windsor-xswatch",
+         "windsor-attempt")
+# our C tools → the Xen 4.17 libraries each links (Debian's, at lab build time)
+C_TOOLS = {"wstall": ("libxenctrl.so.4.17",),
+           "wprobe": ("libxenctrl.so.4.17", "libxengnttab.so.1", "libxenforeignmemory.so.1", "libxenstore.so.4")}
 IMAGE_FILES = ("vmlinux", "dd.cpio", "guest.cpio", "stub.cpio", "vmlinuz")
 
 
@@ -55,7 +60,7 @@ def tools_version() -> str:
     except PackageNotFoundError:
         base = "0"
     digest = hashlib.sha256()
-    for name in (*TOOLS, *HOTPLUG, "wstall.c"):
+    for name in (*TOOLS, *HOTPLUG, *(f"{c}.c" for c in C_TOOLS)):
         digest.update(name.encode() + b"\0" + (FILES / name).read_bytes())
     return f"{base}+{digest.hexdigest()[:12]}"
 
@@ -67,12 +72,12 @@ def unit_text() -> str:
             "[Install]\nWantedBy=multi-user.target\n")
 
 
-def build_wstall(files: LabFiles) -> Path:
-    """wstall, linked against Debian's libxenctrl 4.17 (the only Xen series supported): built
-    here, shipped to hosts, so a host needs no compiler."""
-    out = files.root / "wstall"
+def build_tool(files: LabFiles, name: str) -> Path:
+    """One of `C_TOOLS`, linked against Debian's Xen 4.17 libraries (the only Xen series
+    supported): built here, shipped to hosts, so a host needs no compiler."""
+    out = files.root / name
     userland = files.root / "userland-root"
-    source = (FILES / "wstall.c").read_text()
+    source = (FILES / f"{name}.c").read_text()
     debs = sorted(p.name for p in (files.debs / "userland").glob("*.deb"))
 
     def make() -> None:
@@ -81,17 +86,17 @@ def build_wstall(files: LabFiles) -> Path:
             run("dpkg-deb", "-x", str(deb), str(userland))
         libdir = userland / "usr" / "lib" / "x86_64-linux-gnu"
         run("gcc", "-O2", "-Wall", "-Werror", f"-I{files.debs / 'dev' / 'root' / 'usr' / 'include'}",
-            "-o", str(out), str(FILES / "wstall.c"), f"-L{libdir}", "-l:libxenctrl.so.4.17",
+            "-o", str(out), str(FILES / f"{name}.c"), f"-L{libdir}", *(f"-l:{lib}" for lib in C_TOOLS[name]),
             f"-Wl,-rpath-link,{libdir}")
 
-    stage(files.root, "wstall", f"{source} {debs}", make)
+    stage(files.root, name, f"{source} {debs}", make)
     return out
 
 
 def sources(files: LabFiles) -> dict[str, Path]:
     """Every payload file: path under the version dir → the local file (images from the lab build)."""
     out = {f"bin/{name}": FILES / name for name in TOOLS}
-    out["bin/wstall"] = build_wstall(files)
+    out |= {f"bin/{name}": build_tool(files, name) for name in C_TOOLS}
     out |= {f"scripts/{name}": FILES / name for name in HOTPLUG}
     images = {"vmlinux": files.root / "vmlinux", "dd.cpio": files.dd_cpio, "guest.cpio": files.guest_cpio,
               "stub.cpio": files.stub_cpio, "vmlinuz": files.vmlinuz}
