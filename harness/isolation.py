@@ -160,8 +160,7 @@ def plan(layout: Layout, role: str, attacker: str, target: str | None) -> tuple[
         out.append(Attempt("grant-map", f"{mine.path}/{mine.ring}", "its own device's ring grant", True))
     out.append({"net": Attempt("sniff", mine.guest, "its own guest's traffic", True),
                 "disk": Attempt("disk-read", mine.guest, "its own guest's disk", True),
-                "emul": Attempt("foreign-map", mine.guest, "its own guest's memory", True)}.get(
-                    kind, Attempt("xs-read", f"{mine.path}/state", "its own device's frontend node", True)))
+                "emul": Attempt("foreign-map", mine.guest, "its own guest's memory", True)}[kind])
     out += [
         Attempt("xs-read", layout.private[victim], "another guest's own node", False, "dom0"),
         Attempt("xs-read", f"{other.path}/{other.ring}", "another service's frontend node", False, "dom0"),
@@ -189,8 +188,8 @@ def attack(host: Host, role: str, target: str | None) -> tuple[str, tuple[Tried,
     for a in attempts:
         answer = host.attempt(attacker, a.action, a.target)
         control = host.attempt(a.control, a.action, a.target) if a.control and not answer.allowed else None
-        log.info("%s from %s: %s", a.what, attacker, Tried(a, answer, control).row())
         tried.append(Tried(a, answer, control))
+        log.info("from %s: %s", attacker, tried[-1].row())
     return attacker, tuple(tried)
 
 

@@ -141,6 +141,11 @@ def copy_binaries(rootfs: Path, root: Path, binaries: dict[str, str]) -> None:
         (root / dest).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(rootfs / src, root / dest, follow_symlinks=True)
         libs |= libraries(rootfs, rootfs / src)
+    copy_libraries(rootfs, root, libs)
+
+
+def copy_libraries(rootfs: Path, root: Path, libs: set[str]) -> None:
+    """Shared libraries (paths relative to the roots) from dom0's root into `root`."""
     for lib in sorted(libs):
         (root / lib).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(rootfs / lib, root / lib, follow_symlinks=True)
@@ -157,9 +162,17 @@ def install_attacker(files: LabFiles, root: Path) -> None:
     for src, dest in ((probe, "usr/bin/wprobe"), (FILES / "windsor-attempt", "usr/bin/windsor-attempt")):
         shutil.copy(src, root / dest)
         (root / dest).chmod(0o755)
-    for lib in sorted(libraries(files.rootfs, probe)):
-        (root / lib).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(files.rootfs / lib, root / lib, follow_symlinks=True)
+    copy_libraries(files.rootfs, root, libraries(files.rootfs, probe))
+
+
+def domu_root(files: LabFiles, name: str, init: str, binaries: dict[str, str]) -> Path:
+    """A service domain's image root, `name` in the lab dir: busybox, wrec and `init`, `binaries`
+    from dom0's root, and an attacker's tools (every service domain can be attacked from)."""
+    root = files.root / name
+    base_root(files, root, init)
+    copy_binaries(files.rootfs, root, binaries)
+    install_attacker(files, root)
+    return root
 
 
 def stub_image(files: LabFiles, release: str) -> None:
@@ -172,10 +185,7 @@ def stub_image(files: LabFiles, release: str) -> None:
     def make() -> None:
         from harness.xen.payload import IMAGES  # (payload imports this module)
 
-        root = files.root / "stub-root"
-        base_root(files, root, init)
-        copy_binaries(rootfs, root, STUB_BINARIES)
-        install_attacker(files, root)
+        root = domu_root(files, "stub-root", init, STUB_BINARIES)
         for data in STUB_DATA:
             if (rootfs / data).exists():
                 shutil.copytree(rootfs / data, root / data, symlinks=True)
@@ -200,10 +210,7 @@ def dd_image(files: LabFiles, release: str) -> None:
     rootfs = files.rootfs
 
     def make() -> None:
-        root = files.root / "dd-root"
-        base_root(files, root, init)
-        copy_binaries(rootfs, root, DD_BINARIES)
-        install_attacker(files, root)
+        root = domu_root(files, "dd-root", init, DD_BINARIES)
         shutil.copytree(rootfs / "etc" / "xen", root / "etc" / "xen", symlinks=True)
         scripts = root / "opt" / "windsor" / "current" / "scripts"  # where the plan's xl.cfg names them
         scripts.mkdir(parents=True, exist_ok=True)

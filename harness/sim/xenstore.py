@@ -179,7 +179,7 @@ class XenstoreService:
             owner = int(xsperms.effective(self.store.perms, path)[0][1:])
             if domid is not None and owner != domid:
                 return {"ok": False, "error": "EPERM"}
-            self.store.change("perms", path, list(perms))  # type: ignore[arg-type]
+            self.store.change("perms", path, list(perms))
             return {"ok": True}
         if op == "getperms":
             return {"ok": True, "value": list(xsperms.effective(self.store.perms, path))}

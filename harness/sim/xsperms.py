@@ -14,12 +14,13 @@ the frontend, the frontend's the other way round.
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
 DOMAIN_DIR = re.compile(r"^/local/domain/(\d+)(/data|/device)?$")
 ROOT = ("n0",)
 
 
-def valid(perms: object) -> bool:
+def valid(perms: object) -> TypeGuard[list[str]]:
     return (isinstance(perms, list) and bool(perms)
             and all(isinstance(p, str) and re.fullmatch(r"[nrwb]\d+", p) for p in perms))
 

@@ -7,8 +7,8 @@ the granting domain and its reference, a guest into its domid, its shared-info f
 
 from __future__ import annotations
 
-import itertools
 import re
+import secrets
 import shlex
 from typing import Protocol
 
@@ -24,7 +24,6 @@ RINGS = {"vif": "tx-ring-ref", "vbd": "ring-ref"}  # the frontend node holding i
 LINE_RE = re.compile(r'^(/local/domain/\d+/[^ ]*) = "(.*)"$')
 DM_RE = re.compile(r"^/local/domain/(\d+)/device-model/(\d+)/state$")  # QEMU's, in its stub domain or dom0
 ANSWER_S = 30.0  # a driver domain's keeper answers within this (it wakes on a watch, or every 2 s)
-_ids = itertools.count(1)
 
 
 def layout(remote: Remote, url: str, guests: tuple[str, ...]) -> Layout:
@@ -64,7 +63,7 @@ def attempt(remote: Remote, url: str, attacker: str, action: str, target: str, d
     domid = domids.get(attacker)
     if domid is None:
         raise HostError(f"{url}: no domain {attacker!r} to attack from")
-    ident = f"{next(_ids)}-{remote.run('date +%s%N', timeout=10).out.strip()}"
+    ident = secrets.token_hex(6)  # this request's, so an earlier answer is never taken for it
     base = f"/local/domain/{domid}/data/windsor-attempt"
     remote.check(f"xenstore-write {base} {shlex.quote(' '.join([ident, *args]))}", timeout=30)
     said: list[str] = []
