@@ -41,7 +41,9 @@ KINDS: Mapping[str, str] = {
     "disk-error": "answer every request on one guest's disk with an I/O error (EIO)",
     "memory": "lower the memory the domain (or dom0 process) may use to args.memory_pct % of what it uses now",
     "xenstore-storm": "make one guest write and watch its own xenstore nodes in a loop",
+    "flood": "make one guest drive its args.device (disk or net) as hard as it can: no cadence, a full ring",
 }
+FLOOD_DEVICES = ("disk", "net")
 ACTIONS = frozenset({"kill"})  # capabilities that are not leased changes
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from harness.errors import HostError, UsageError
-from harness.model import ROLE_DEVICE, fleet, pairs
+from harness.model import ROLE_DEVICE, fleet
 
 if TYPE_CHECKING:
     from harness.backend.base import Host
@@ -197,7 +197,6 @@ def inspect(opts: RunOptions, topology_name: str, role: str) -> Inspection:
     """Boot (or reuse) `topology_name` on the run's host, wait for its steady state, attack from
     `role`'s domain. The host is kept for the next case: nothing here changes it."""
     from harness import reuse
-    from harness.runner import steady
     from harness.topology import load_topology
 
     if role not in ROLES:
@@ -207,18 +206,6 @@ def inspect(opts: RunOptions, topology_name: str, role: str) -> Inspection:
     target = next((g.name for g in guests if g.hvm), None) if role == "device-model" else None
     if role == "device-model" and target is None:
         raise UsageError("no HVM guest to own a device model of: use more guests (--guests 3 or more)")
-    key = (opts.host, topology.name, guests, opts.cadence_s, opts.seed)
-    host, reused = reuse.take(opts.host, key, opts.reuse)
-    clean = False
-    try:
-        guests = host.adapt(guests, (role,))
-        if not reused:
-            log.info("booting %s on %s with %d guests", topology.name, opts.host, len(guests))
-            host.boot(topology, guests, opts.cadence_s, opts.seed)
-        if not steady(host, pairs(guests), host.steady_timeout_s):
-            raise HostError(f"no steady state within {host.steady_timeout_s:.0f}s on {topology.name}")
+    with reuse.booted(opts, topology, guests, (role,)) as (host, _):
         attacker, tried = attack(host, role, target)
-        clean = True
-    finally:
-        reuse.give_back(host, key, clean, opts.reuse)
     return Inspection(topology.name, role, attacker, tried)

@@ -20,6 +20,7 @@ import time
 from collections.abc import Generator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,14 +28,18 @@ from harness import reuse
 from harness.atomic import check_writable_dir, partial_name, publish
 from harness.backend import get_host, host_class
 from harness.backend.base import Host
+from harness.change import FLOOD_DEVICES
 from harness.errors import HarnessError
 from harness.fleet import HostPool, allowed, parse_wait, take
 from harness.hostlease import stamp
 from harness.isolation import ROLES as ISOLATION_ROLES
 from harness.junit import BaselineJunit, Outcome, case_properties
 from harness.options import add_options, options_from, setting
+from harness.qos import ROLE_OF as QOS_ROLE
+from harness.qos import TOPOLOGIES as QOS_TOPOLOGIES
 from harness.runner import CaseResult, During, run_case
 from harness.safety import check_interlocks, describe, plan
+from harness.scale import TOPOLOGIES as SCALE_TOPOLOGIES
 from harness.scenario import RunOptions, Scenario, matrix
 from harness.shard import Shard, case_key
 from harness.signals import install_termination_handlers
@@ -189,12 +194,17 @@ def release_host(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """--shard I/N: keep this shard's cases; pytest reports the others as deselected. So are the
-    isolation cases when no role of theirs was chosen (an empty parametrization)."""
-    def attacker(item: pytest.Item) -> object:
-        return getattr(getattr(item, "callspec", None), "params", {}).get("windsor_attacker")
+    cases of the other claims' suites (isolation, QoS, scalability) when none was chosen (an empty
+    parametrization)."""
+    cases = claim_cases(config.stash[OPTIONS])
+    values = {name: [getattr(c, "values", (c,))[0] for c in chosen] for name, chosen in cases.items()}
 
-    unchosen = [item for item in items if "windsor_attacker" in getattr(item, "fixturenames", ())
-                and attacker(item) not in ISOLATION_ROLES]
+    def unparametrized(item: pytest.Item) -> bool:  # a claim suite's case, none of it chosen
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        return any(name in getattr(item, "fixturenames", ()) and params.get(name) not in values[name]
+                   for name in CLAIMS)
+
+    unchosen = [item for item in items if unparametrized(item)]
     if unchosen:
         config.hook.pytest_deselected(items=unchosen)
         items[:] = [item for item in items if item not in unchosen]
@@ -247,12 +257,29 @@ def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]
                     pass  # it was never written (pytest failed before): the old file stays
 
 
+def claim_cases(opts: RunOptions) -> dict[str, list[Any]]:
+    """The cases of the suites beside availability, per fixture: none when --faults narrows the run
+    to fault cases; those of the chosen --roles (scalability has no role: it runs with none given)."""
+    def chosen(role: str) -> bool:
+        return not opts.faults and (not opts.roles or role in opts.roles)
+
+    return {
+        "windsor_attacker": [pytest.param(r, marks=pytest.mark.windsor_role(r)) for r in ISOLATION_ROLES if chosen(r)],
+        "windsor_noisy": [pytest.param((d, t), id=f"{d}-{t}", marks=pytest.mark.windsor_role(QOS_ROLE[d]))
+                          for d in FLOOD_DEVICES for t in QOS_TOPOLOGIES if chosen(QOS_ROLE[d])],
+        "windsor_scale": [t for t in SCALE_TOPOLOGIES if not opts.faults and not opts.roles],
+    }
+
+
+CLAIMS = ("windsor_attacker", "windsor_noisy", "windsor_scale")
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "windsor_attacker" in metafunc.fixturenames:  # suites/test_isolation.py: a case per chosen role;
-        opts = metafunc.config.stash[OPTIONS]  # none when --faults narrows the run to fault cases
-        metafunc.parametrize("windsor_attacker", [pytest.param(r, marks=pytest.mark.windsor_role(r))
-                                                  for r in ISOLATION_ROLES
-                                                  if not opts.faults and (not opts.roles or r in opts.roles)])
+    wanted = [name for name in CLAIMS if name in metafunc.fixturenames]
+    if wanted:  # suites/test_isolation.py, test_qos.py, test_scale.py
+        cases = claim_cases(metafunc.config.stash[OPTIONS])
+        for name in wanted:
+            metafunc.parametrize(name, cases[name])
     if "windsor_scenario" not in metafunc.fixturenames:
         return
     scenarios = matrix(metafunc.config.stash[OPTIONS])

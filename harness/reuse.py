@@ -22,12 +22,19 @@ from __future__ import annotations
 
 import atexit
 import logging
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from harness.backend import get_host
 from harness.backend.base import Host
-from harness.errors import HarnessError
+from harness.errors import HarnessError, HostError
+from harness.model import GuestSpec, pairs
+
+if TYPE_CHECKING:
+    from harness.scenario import RunOptions
+    from harness.topology import Topology
 
 log = logging.getLogger("windsor")
 
@@ -81,3 +88,30 @@ def close() -> None:
 
 
 atexit.register(close)
+
+
+@contextmanager
+def booted(opts: RunOptions, topology: Topology, guests: Sequence[GuestSpec], roles: tuple[str, ...] = (),
+           cadence_s: float | None = None) -> Iterator[tuple[Host, tuple[GuestSpec, ...]]]:
+    """The run's host with `topology` booted (or kept from the case before: same host, topology,
+    budget, guests, cadence, seed) and every guest device progressing, and the guests as the host
+    runs them (`Host.adapt` for `roles`), at `cadence_s` (default: the run's). The host is kept for
+    the next case only if the block ends without an exception: a case that measures without
+    changing anything leaves it clean."""
+    from harness.runner import steady
+
+    cadence_s = cadence_s or opts.cadence_s
+    key = (opts.host, topology, tuple(guests), cadence_s, opts.seed)
+    host, reused = take(opts.host, key, opts.reuse)
+    clean = False
+    try:
+        adapted = host.adapt(guests, roles)
+        if not reused:
+            log.info("booting %s on %s with %d guests", topology.name, opts.host, len(adapted))
+            host.boot(topology, adapted, cadence_s, opts.seed)
+        if not steady(host, pairs(adapted), host.steady_timeout_s):
+            raise HostError(f"no steady state within {host.steady_timeout_s:.0f}s on {topology.name}")
+        yield host, adapted
+        clean = True
+    finally:
+        give_back(host, key, clean, opts.reuse)

@@ -19,6 +19,11 @@ from harness.vocabulary import SECONDS
 __all__ = ["SECONDS", "Case"]
 
 
+CLAIMS = (("isolation", "isolation_attempts", "test_compromised_service_contained"),
+          ("qos", "qos_p99_ratio", "test_noisy_neighbour"),
+          ("scale", "scale_guests", "test_guests_per_host"))
+
+
 @dataclass(frozen=True)
 class Case:
     name: str  # test name, e.g. test_fault_contained[netback-kill]
@@ -41,10 +46,19 @@ class Case:
         return "topology" in self.props
 
     @property
+    def claim(self) -> str:
+        """Which claim the case measures: availability (suites/test_resilience.py), isolation,
+        qos or scale (suites/test_isolation.py, test_qos.py, test_scale.py), by its properties,
+        or by its test's name when it failed before writing them."""
+        for claim, key, test in CLAIMS:
+            if key in self.props or (self.name.startswith(test) and self.failed):
+                return claim
+        return "availability"
+
+    @property
     def is_isolation(self) -> bool:
         """A security-isolation case (suites/test_isolation.py), not an availability scenario."""
-        return "isolation_attempts" in self.props or (
-            self.name.startswith("test_compromised_service_contained") and self.failed)
+        return self.claim == "isolation"
 
     @property
     def host(self) -> str:

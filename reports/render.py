@@ -16,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from harness.atomic import write_atomic
 from harness.errors import UsageError
-from reports import plots
+from reports import claimplots, plots, qos
 from reports.cases import collapse, load, load_all
 from reports.history import Tolerance, classify
 from reports.summary import METRICS, Report, Row, build, shown
@@ -53,6 +53,16 @@ def row_slug(row: Row, many_hosts: bool) -> str:
     return (f"{host}-" if host else "") + slug(row.case.scenario)
 
 
+def claim_pictures(report: Report) -> dict[str, Picture]:
+    """The QoS section's latency CDFs and the scalability section's curves, where cases ran."""
+    out = {}
+    if report.qos.cases:
+        out["qos"] = Picture("qos-cdf", "Latency CDFs under a noisy neighbour", claimplots.cdf_png(report.qos.cases))
+    if report.scale.cases:
+        out["scale"] = Picture("scale-curves", "Guests per host", claimplots.curves_png(report.scale.cases))
+    return out
+
+
 def pictures(report: Report, many_hosts: bool) -> tuple[list[Picture], dict[int, Picture]]:
     summary = []
     hosts = sorted({r.case.host for r in report.rows if r.case.is_windsor})
@@ -82,7 +92,7 @@ def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["md"] = md_cell
-    env.globals.update(shown=shown, METRICS=METRICS, mark=mark)
+    env.globals.update(shown=shown, METRICS=METRICS, mark=mark, ms=qos.ms, times=qos.times, ratio=qos.ratio)
     return env
 
 
@@ -102,13 +112,14 @@ def make(junit: Sequence[str], out: str, previous: Sequence[str] = (),
     many_hosts = len({r.case.host for r in report.rows}) > 1
     log.info("report: %d scenarios, drawing pictures", len(report.rows))
     summary, per_row = pictures(report, many_hosts)
-    context = dict(r=report, summary=summary, per_row=per_row, many_hosts=many_hosts,
+    claims = claim_pictures(report)
+    context = dict(r=report, summary=summary, per_row=per_row, many_hosts=many_hosts, claims=claims,
                    slugs={i: row_slug(row, many_hosts) for i, row in enumerate(report.rows)})
     env = environment()
     html = env.get_template("report.html.j2").render(**context)
     markdown = env.get_template("report.md.j2").render(**context)
-    for pic in [*summary, *per_row.values()]:
+    for pic in [*summary, *per_row.values(), *claims.values()]:
         write_atomic(target / "img" / f"{pic.name}.png", pic.data)
     write_atomic(target / "report.md", markdown)
     write_atomic(target / "index.html", html)
-    return Written(target / "index.html", target / "report.md", report, len(summary) + len(per_row))
+    return Written(target / "index.html", target / "report.md", report, len(summary) + len(per_row) + len(claims))

@@ -14,9 +14,12 @@ from harness.checks import CHECKS
 from harness.junit import words
 from harness.timeline import Timeline
 from harness.vocabulary import HEADLINE
+from reports import qos, scale
 from reports.cases import Case
 from reports.history import History, Verdict, fmt_value, plural
 from reports.isolation import Isolation, collect
+from reports.qos import Qos
+from reports.scale import Scale
 
 NOTHING_S = 0.001  # below this, a downtime is none at all
 
@@ -79,6 +82,8 @@ class Report:
     duplicates: tuple[Case, ...]
     history: History | None
     isolation: Isolation
+    qos: Qos
+    scale: Scale
 
     @property
     def counts(self) -> dict[str, int]:
@@ -143,10 +148,11 @@ def names(cases: Sequence[Case], limit: int = 8) -> str:
 
 def build(cases: Sequence[Case], repeats: Sequence[Case], sources: Sequence[str], history: History | None) -> Report:
     """`cases`: one per case (reports.cases.collapse), `repeats`: the other runs of the same cases."""
-    isolation = collect(cases)
-    windsor = [c for c in cases if not c.is_isolation
+    isolation, noisy, carried = collect(cases), qos.collect(cases), scale.collect(cases)
+    claims = [*isolation.cases, *noisy.cases, *carried.cases]  # the claims beside availability
+    windsor = [c for c in cases if c.claim == "availability"
                and (c.is_windsor or (c.name.startswith("test_fault_contained") and c.status != "pass"))]
-    others = tuple(c for c in cases if c not in windsor and c not in isolation.cases)
+    others = tuple(c for c in cases if c not in windsor and c not in claims)
     duplicates = tuple(repeats)
     reasons: list[str] = []
     notes: list[str] = []
@@ -161,15 +167,16 @@ def build(cases: Sequence[Case], repeats: Sequence[Case], sources: Sequence[str]
     failed = [c for c in windsor if c.failed]
     passed = [c for c in windsor if c.passed]
     skipped = [c for c in windsor if c.status == "skip"]
-    if not windsor and not isolation.cases:
+    if not windsor and not claims:
         reasons.append("no Windsor scenarios in the input (no testcase has Windsor properties)")
     if windsor and not passed and not failed:
         reasons.append(f"no scenario ran: all {len(windsor)} skipped")
     if failed:
         reasons.append(f"{len(failed)} of {plural(len(windsor), 'scenario')} failed: {names(failed)}")
-    if failed_isolation := [c for c in isolation.cases if c.failed]:
-        reasons.append(f"isolation: {len(failed_isolation)} of {plural(len(isolation.cases), 'case')} failed: "
-                       + names(failed_isolation))
+    for claim, chosen in (("isolation", isolation.cases), ("QoS", noisy.cases), ("scalability", carried.cases)):
+        if failed_claim := [c for c in chosen if c.failed]:
+            reasons.append(f"{claim}: {len(failed_claim)} of {plural(len(chosen), 'case')} failed: "
+                           + names(failed_claim))
     if wrong:
         reasons.append(f"{plural(len(wrong), 'timeline artifact')} disagree with their case's JUnit (another run "
                        f"wrote over them?), not shown: " + "; ".join(wrong[:4])
@@ -225,11 +232,12 @@ def build(cases: Sequence[Case], repeats: Sequence[Case], sources: Sequence[str]
     hosts = distinct(windsor, "host")
     if ready:
         of = plural(len(windsor), "scenario")
-        headline = (f"READY for sign-off: {len(passed)} of {of} passed on {hosts}: on the topology under test, "
-                    + ", ".join(check.claim for check in CHECKS[:3])  # the checks the suites assert (harness/checks.py)
-                    + ", and the rest of its checks held"
-                    + (f"; {len(skipped)} skipped" if skipped else "")
-                    + (f"; {isolation.headline()}" if isolation.cases else "")
+        parts = [f"{len(passed)} of {of} passed on {hosts}: on the topology under test, "
+                 + ", ".join(check.claim for check in CHECKS[:3])  # the checks the suites assert (harness/checks.py)
+                 + ", and the rest of its checks held"
+                 + (f"; {len(skipped)} skipped" if skipped else "")] if windsor else []
+        parts += [part.headline() for part in (isolation, noisy, carried) if part.cases]
+        headline = ("READY for sign-off: " + "; ".join(parts)
                     + (f"; no regression or drift against {plural(len(history.previous), 'previous run')}"
                        if history else ""))
     else:
@@ -242,4 +250,4 @@ def build(cases: Sequence[Case], repeats: Sequence[Case], sources: Sequence[str]
              ("guests", distinct(windsor, "guests_total")))
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return Report(now, tuple(str(Path(s)) for s in sources), facts, ready, headline, tuple(reasons), tuple(notes),
-                  tuple(rows), others, duplicates, history, isolation)
+                  tuple(rows), others, duplicates, history, isolation, noisy, carried)

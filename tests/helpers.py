@@ -18,6 +18,10 @@ CADENCE = 0.01
 # each of the 6 roles; partition (netback), disk-error (blkback) and xenstore-storm (xenstore)
 MATRIX = 6 * 5 + 3
 ISOLATION = 3  # suites/test_isolation.py: one case per role an attacker owns
+QOS = 4  # suites/test_qos.py: disk and net floods, each on disaggregated and per-tenant
+SCALE = 2  # suites/test_scale.py: disaggregated and two-netdds
+CLAIMS = ISOLATION + QOS + SCALE  # the cases beside the fault matrix
+CLAIM_PICTURES = 2  # the report's latency CDFs and guests-per-host curves
 
 
 def sim_processes() -> list[psutil.Process]:

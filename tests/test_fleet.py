@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import ISOLATION, MATRIX, REPO, pytest_argv, run, sim_processes
+from helpers import CLAIMS, MATRIX, REPO, pytest_argv, run, sim_processes
 
 from harness.backend import get_host
 from harness.backend.sim import MARKER
@@ -55,7 +55,7 @@ def nodeids(*args: str) -> tuple[list[str], str]:
 
 def test_shards_partition_the_matrix() -> None:
     full, _ = nodeids()
-    assert len(full) == MATRIX + ISOLATION
+    assert len(full) == MATRIX + CLAIMS
     specs = [(i, n) for n in range(1, 6) for i in range(1, n + 1)]
     with ThreadPoolExecutor(4) as pool:
         found = dict(zip(specs, pool.map(lambda s: nodeids("--shard", f"{s[0]}/{s[1]}"), specs), strict=True))
@@ -64,7 +64,7 @@ def test_shards_partition_the_matrix() -> None:
         assert sorted(x for s in shards for x in s) == sorted(full), n  # the union, each case once
         for i, ids in enumerate(shards, 1):
             if len(ids) < len(full):  # pytest says what it left to the other shards
-                total = MATRIX + ISOLATION
+                total = MATRIX + CLAIMS
                 assert f"{len(ids)}/{total} tests collected ({total - len(ids)} deselected)" in found[(i, n)][1]
     # the dry run plans exactly the shard's scenarios
     done = run(*pytest_argv("suites", "--dry-run", "--shard", "2/3", "--no-baseline"), timeout=60)

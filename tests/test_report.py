@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import ISOLATION, MATRIX, fault_cases, pytest_argv, run
+from helpers import CLAIM_PICTURES, CLAIMS, ISOLATION, MATRIX, QOS, SCALE, fault_cases, pytest_argv, run
 from junitparser.xunit2 import JUnitXml
 from report_check import METRIC_KEYS, PNG, Cells, check_numbers, expected_text, report
 
@@ -54,7 +54,8 @@ def test_markdown_matches_junit(matrix_report: Path, matrix_junit: Path) -> None
         for key in METRIC_KEYS:
             assert f" {expected_text(key, props, '')} / {expected_text(key, props, 'baseline.')} |" in line, (key, line)
     images = sorted(p.name for p in (matrix_report / "img").iterdir())
-    assert len(images) == MATRIX + 1 and "summary.png" in images  # the summary and one timeline per scenario
+    # the summary, one timeline per scenario, the QoS CDFs and the scalability curves
+    assert len(images) == MATRIX + 1 + CLAIM_PICTURES and "summary.png" in images
     for name in images:
         assert f"](img/{name})" in md
         assert (matrix_report / "img" / name).read_bytes().startswith(PNG)
@@ -69,7 +70,8 @@ def test_page_renders_offline_in_chromium(matrix_report: Path, matrix_junit: Pat
     seen = look(page)
     assert seen.fetched == (), seen.fetched
     assert seen.title == "Windsor resilience report — READY"
-    assert len(seen.images) == MATRIX + 1 and all(i["ok"] and i["width"] > 600 for i in seen.images), seen.images
+    assert len(seen.images) == MATRIX + 1 + CLAIM_PICTURES, seen.images
+    assert all(i["ok"] and i["width"] > 600 for i in seen.images), seen.images
     assert seen.tables["scenarios"] == 2 + MATRIX and seen.tables["facts"] >= 10
     cells = Cells()
     cells.feed(seen.dom)  # what the browser built, not the file
@@ -89,7 +91,7 @@ def test_report_from_archived_artifacts(matrix_junit: Path, tmp_path: Path) -> N
     shutil.copy(matrix_junit, archive / "nightly.xml")
     shutil.copytree(matrix_junit.parent / "windsor-artifacts", archive / "windsor-artifacts")
     report(str(archive / "nightly.xml"), "--out", str(tmp_path / "a"))
-    assert len(list((tmp_path / "a" / "img").iterdir())) == MATRIX + 1
+    assert len(list((tmp_path / "a" / "img").iterdir())) == MATRIX + 1 + CLAIM_PICTURES
     # without them, the report still comes out, and says what it could not find
     alone = tmp_path / "alone"
     alone.mkdir()
@@ -103,7 +105,8 @@ def test_report_from_archived_artifacts(matrix_junit: Path, tmp_path: Path) -> N
         hidden.rename(moved)
     md = (tmp_path / "b" / "report.md").read_text()
     assert f"timelines attached but not found for {MATRIX} scenarios" in md
-    assert [p.name for p in (tmp_path / "b" / "img").iterdir()] == ["summary.png"]
+    assert sorted(p.name for p in (tmp_path / "b" / "img").iterdir()) == ["qos-cdf.png", "scale-curves.png",
+                                                                          "summary.png"]
 
 
 def test_three_shards_merged_then_reported(matrix_junit: Path, tmp_path: Path) -> None:
@@ -123,7 +126,7 @@ def test_three_shards_merged_then_reported(matrix_junit: Path, tmp_path: Path) -
     merged = tmp_path / "all.xml"
     done = run("windsor", "merge", str(merged), *map(str, shards))
     said = done.stdout + done.stderr
-    every = MATRIX + ISOLATION + 1
+    every = MATRIX + CLAIMS + 1
     assert done.returncode == 0 and f"merged {every} testcases from 3 files" in done.stdout, said
     assert sum(1 for _ in read_cases(str(merged))) == every
     out = tmp_path / "rep"
@@ -163,3 +166,31 @@ def test_isolation_section_matches_junit(matrix_report: Path, matrix_junit: Path
         for row in props["isolation_rows"].split(" | "):
             assert f"| {row.split(' [')[0]} |" in section, row
     assert reached == 0 and f"isolation: 0 of {made} attempts outside the services' duties reachable" in md
+
+
+def test_qos_and_scalability_sections_match_junit(matrix_report: Path, matrix_junit: Path) -> None:
+    """The QoS section: a row per case with the others' p99 ratio under test and on the baseline as
+    the JUnit file has them; the scalability section: the guests each topology carried; the
+    headline says both."""
+    md = (matrix_report / "report.md").read_text()
+    qos = md.split("## QoS under a noisy neighbour", 1)[1].split("\n## ", 1)[0]
+    cases = [case_props(c) for c in read_cases(str(matrix_junit)) if str(c.name).startswith("test_noisy_neighbour")]
+    assert len(cases) == QOS
+    for props in cases:
+        ratios = f"×{float(props['qos_p99_ratio']):.2f} / ×{float(props['baseline.qos_p99_ratio']):.2f} |"
+        row = next(line for line in qos.splitlines()
+                   if line.startswith(f"| {props['qos_device']} by {props['qos_noisy']} ")
+                   and f" {props['topology']} / monolithic " in line)
+        assert row.endswith(ratios) and ("| yes |" in row) == (props["qos_isolated"] == "true"), row
+        if props["qos_isolated"] == "true":
+            assert float(props["qos_p99_ratio"]) <= 2 and f"{props['qos_device']} on {props['topology']} ×" in md
+    assert "![Latency CDFs under a noisy neighbour](img/qos-cdf.png)" in qos
+    scale = md.split("## Scalability", 1)[1].split("\n## ", 1)[0]
+    cases = [case_props(c) for c in read_cases(str(matrix_junit)) if str(c.name).startswith("test_guests_per_host")]
+    assert len(cases) == SCALE
+    for props in cases:
+        assert (f"| {props['topology']} / monolithic | pass | {props['scale_cpu_pct']} | {props['scale_guests']} / "
+                f"{props['baseline.scale_guests']} |") in scale
+        assert int(props["scale_guests"]) > int(props["baseline.scale_guests"])
+        assert f"{props['topology']} {props['scale_guests']}" in md.splitlines()[2]
+    assert "![Guests per host](img/scale-curves.png)" in scale

@@ -87,7 +87,7 @@ def records(root: Path) -> dict[tuple[str, str], list[float]]:
     for rec in root.glob("wsim-*/rec/*.rec"):
         for line in rec.read_text().splitlines():
             words = line.split()
-            if len(words) == 3 and words[1] in DEVICES:  # not boot, nor what guests saw (disk-eio)
+            if len(words) in (3, 4) and words[1] in DEVICES:  # not boot, nor what guests saw (disk-eio); [latency]
                 out.setdefault((rec.stem, words[1]), []).append(float(words[0]))
     return out
 

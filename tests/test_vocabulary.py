@@ -13,7 +13,7 @@ from harness.vocabulary import PROPERTIES
 
 def test_every_property_is_documented_in_design() -> None:
     design = (REPO / "docs" / "design.md").read_text()
-    named = set(re.findall(r"`([a-z_]+)`", design))
+    named = set(re.findall(r"`([a-z0-9_]+)`", design))
     missing = [p.key for p in PROPERTIES if p.key not in named and p.key not in ("fault", "harness")]
     assert not missing, f"properties not in docs/design.md: {missing}"
 

@@ -47,6 +47,16 @@ def test_records_restart_on_a_new_log_and_ignore_a_cut_answer() -> None:
     assert rec.times[("g01", "net")] == [5.0, 7.0]
 
 
+def test_a_record_may_carry_its_latency() -> None:
+    """wrec's optional fourth field (the operation's seconds) goes to the latencies, and a line
+    without it is a completion as before."""
+    rec = Records(("g01",))
+    body = b"WREC 5.000000000 disk 1 0.004200\nWREC 6.000000000 disk 2\nWREC 7.000000000 disk 3 x\n"
+    rec.feed(answer("g01", len(body), body))
+    assert rec.times[("g01", "disk")] == [5.0, 6.0]  # a malformed line is no record
+    assert rec.latency[("g01", "disk")] == [(5.0, 0.0042)]
+
+
 def test_lost_writes_are_counted_against_the_disk() -> None:
     rec = Records(("g01",))
     rec.acked["g01"] = {1, 2, 3, 4}

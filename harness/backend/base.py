@@ -92,6 +92,7 @@ class Host(ABC):
     # what it can do to them: the kinds of `Change` it can apply, and "kill" (harness/change.py)
     capabilities: ClassVar[frozenset[str]] = frozenset()
     attackers: ClassVar[tuple[str, ...]] = ()  # the roles an isolation attacker can be put in here (`attempt`)
+    cpu_accounting: ClassVar[bool] = False  # gives its domains a topology's cpu_pct budget, and `cpu_busy`
     defaults: Mapping[str, str] = {}  # run options (plugin ini names) that suit this kind of host
     fault_defaults: Mapping[str, Mapping[str, str]] = {}  # fault parameters that suit this kind of host
     steady_timeout_s = 30.0  # from `boot` returning to every guest device progressing
@@ -272,6 +273,17 @@ class Host(ABC):
     def progress(self) -> Mapping[Pair, list[float]]:
         """Completion times of every guest's operations, per (guest, device), oldest first.
         The lists are the host's own, updated by the next call: read them, do not change them."""
+
+    def latencies(self) -> Mapping[Pair, list[tuple[float, float]]]:
+        """How long each of every guest's operations took, as (completion time, seconds), per
+        (guest, device), oldest first (the records' latency field). HostError where the host's
+        records carry none."""
+        raise HostError(f"{self.spec.scheme}:// hosts do not record per-operation latency yet")
+
+    def cpu_busy(self) -> Mapping[str, float]:
+        """Every domain's CPU time so far, in seconds (the service domains' and dom0's): what
+        `harness/scale.py` compares with the budget. HostError where the host cannot say."""
+        raise HostError(f"{self.spec.scheme}:// hosts cannot report their domains' CPU time yet")
 
     def device_states(self) -> list[DeviceState]:
         """Every frontend's and backend's state change since `boot`, oldest first (from xenstore).

@@ -46,7 +46,7 @@ from harness.isolation import Answer, Device, Layout
 from harness.lease import Lease, Owner
 from harness.metrics import DOM0
 from harness.model import KERNEL_ROLES, ROLES, GuestSpec, Pair, peers
-from harness.sim import leaks, paths
+from harness.sim import leaks, paths, vcpu
 from harness.sim.dom0 import PROC_NAMES
 from harness.sim.guest import BLOCK, block
 from harness.sim.leases import recover_journal
@@ -103,6 +103,7 @@ class SimHost(Host):
         self._offsets: dict[str, int] = {}
         self._partial: dict[str, bytes] = {}
         self._progress: dict[Pair, list[float]] = {}
+        self._latency: dict[Pair, list[tuple[float, float]]] = {}
         self._acked: dict[str, list[int]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -112,6 +113,7 @@ class SimHost(Host):
         write_atomic(paths.owner(self.run_dir), json.dumps(dataclasses.asdict(Owner.me())))
         if self.keep:
             write_atomic(paths.kept(self.run_dir), "")
+        topology = topology.bind(tuple(g.name for g in guests))
         self.topology, self.guests = topology, tuple(guests)
         paths.make(self.run_dir)
         env = {**os.environ, MARKER: self.run_dir, leaks.ENV: ",".join(self.leaks),
@@ -178,6 +180,7 @@ class SimHost(Host):
         return answer
 
     attackers = ISOLATION_ROLES
+    cpu_accounting = True  # harness/sim/vcpu.py
 
     def layout(self) -> Layout:
         got = self._ok(self._mgr({"op": "layout"}, timeout=10.0), "layout")
@@ -329,13 +332,22 @@ class SimHost(Host):
             if lines[-1]:
                 self._partial[name] = lines[-1]
             for line in lines[:-1]:
-                t, device, seq = line.decode().split()
+                t, device, seq, *took = line.decode().split()
                 if device == "boot":
                     continue
                 self._progress.setdefault((name, device), []).append(float(t))
+                if took:
+                    self._latency.setdefault((name, device), []).append((float(t), float(took[0])))
                 if device == "disk":
                     self._acked.setdefault(name, []).append(int(seq))
         return self._progress
+
+    def latencies(self) -> Mapping[Pair, list[tuple[float, float]]]:
+        self.progress()
+        return self._latency
+
+    def cpu_busy(self) -> Mapping[str, float]:
+        return vcpu.busy(self.run_dir)
 
     def device_states(self) -> list[DeviceState]:
         try:

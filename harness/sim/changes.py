@@ -9,7 +9,8 @@ with nothing else in hand (harness/sim/leases.py, `undo_record`).
 
 Flags are files in ``RUN_DIR/flags/``: ``link-MAC`` (netback drops that port's frames),
 ``eio-GUEST`` (blkback answers that guest's requests with EIO), ``storm-GUEST`` (that guest floods
-xenstore). A role checks its flag on every request: a stat in memory, about a microsecond.
+xenstore), ``flood-GUEST-DEVICE`` (that guest drives its disk or net without a cadence: a noisy
+neighbour, harness/sim/guest.py). A role checks its flag on every request: a stat in memory, about a microsecond.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from typing import Any
 
 import psutil
 
-FLAG_KINDS = {"link-down": "link", "disk-error": "eio", "xenstore-storm": "storm"}
+from harness.change import FLOOD_DEVICES
+
+FLAG_KINDS = {"link-down": "link", "disk-error": "eio", "xenstore-storm": "storm", "flood": "flood"}
 MIN_MEMORY_PCT, MAX_MEMORY_PCT = 1, 99
 
 
@@ -54,7 +57,12 @@ def plan(change: dict[str, Any], run_dir: str, tree: Callable[[], list[psutil.Pr
     if kind in FLAG_KINDS:
         if not guest:
             raise ValueError(f"{kind} needs a guest")
-        path = flag(run_dir, FLAG_KINDS[kind], mac_of(str(guest)) if kind == "link-down" else str(guest))
+        key = mac_of(str(guest)) if kind == "link-down" else str(guest)
+        if kind == "flood":
+            if args.get("device") not in FLOOD_DEVICES:
+                raise ValueError(f"flood: device must be one of {', '.join(FLOOD_DEVICES)}, not {args.get('device')!r}")
+            key += f"-{args['device']}"
+        path = flag(run_dir, FLAG_KINDS[kind], key)
 
         def raise_flag() -> None:
             os.makedirs(os.path.dirname(path), exist_ok=True)

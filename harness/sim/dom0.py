@@ -18,7 +18,7 @@ import threading
 from typing import Any
 
 from harness.metrics import DOM0, TOOLSTACK
-from harness.sim import paths
+from harness.sim import paths, vcpu
 from harness.sim.context import RoleContext
 from harness.sim.domain import start_roles
 from harness.sim.guest import PROBE_CADENCES, Recorder, Ticker
@@ -31,15 +31,15 @@ PROC_NAMES = {"xenstore": "xenstored", "toolstack": "toolstack", "console": "xen
 
 
 class Dom0Init:
-    def __init__(self, run_dir: str) -> None:
-        self.run_dir = run_dir
+    def __init__(self, run_dir: str, cpu_pct: int) -> None:
+        self.run_dir, self.cpu_pct = run_dir, cpu_pct
         self.spawner = Spawner(run_dir)
         self.procs: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.stopping: set[str] = set()
 
     def start(self, proc: str, roles: list[str], target: int | None = None) -> dict[str, Any]:
-        cfg = {"kind": "service", "name": proc, "domid": 0, "roles": roles, "target": target}
+        cfg = {"kind": "service", "name": proc, "domid": 0, "roles": roles, "target": target, "cpu_pct": self.cpu_pct}
         child = self.spawner.start(cfg, f"dom0-{proc}", new_session=False)
         ready = wait_ready(child, timeout=15.0)
         info = {"proc": proc, "pid": child.pid, "roles": roles, "target": target,
@@ -89,7 +89,8 @@ def toolstack_probe(run_dir: str, period: float, stop: threading.Event) -> None:
 
 def run_dom0(cfg: dict[str, Any]) -> None:
     run_dir, roles = cfg["run_dir"], list(cfg["roles"])
-    init = Dom0Init(run_dir)
+    init = Dom0Init(run_dir, int(cfg.get("cpu_pct", 100)))
+    vcpu.use(run_dir, "dom0", init.cpu_pct)
     if "xenstore" in roles:
         init.start(PROC_NAMES["xenstore"], ["xenstore"])
     stop = threading.Event()

@@ -14,7 +14,7 @@ import sys
 import threading
 from typing import Any
 
-from harness.sim import paths
+from harness.sim import paths, vcpu
 from harness.sim.context import RoleContext
 from harness.sim.spawn import announce, die_with_parent
 from harness.sim.xsclient import XsClient
@@ -46,6 +46,7 @@ def unprivileged(cfg: dict[str, Any]) -> int | None:
 
 def run_service(cfg: dict[str, Any]) -> None:
     stop = threading.Event()
+    vcpu.use(cfg["run_dir"], "dom0" if int(cfg["domid"]) == 0 else cfg["name"], int(cfg.get("cpu_pct", 100)))
     ctx = RoleContext(
         name=cfg["name"], domid=int(cfg["domid"]), run_dir=cfg["run_dir"],
         xs=XsClient(paths.xenstore(cfg["run_dir"]), stop, domid=unprivileged(cfg)), target=cfg.get("target"),

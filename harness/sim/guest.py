@@ -11,15 +11,18 @@ vCPU before each operation."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import queue
 import random
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from harness.sim import paths
+from harness.sim.changes import raised
 from harness.sim.proto import Channel
 from harness.sim.spawn import announce
 from harness.sim.storm import Storm
@@ -31,6 +34,7 @@ RETRY_S, UNREACHABLE_RETRY_S = 0.25, 0.01  # a ping with no pong is sent again; 
 # hvc_xen's 2 KiB ring holds ≈ 12 cadences of a lab guest's console output (its records pass
 # through it: ≈ 3 s at 250 ms); sim's holds the same number of its own cadences
 RING_LINES = 12
+FLOOD_DEPTH = 32  # a noisy neighbour's requests in flight at once (blkfront's ring: 32 slots)
 PROBE_CADENCES = 5  # the xenstore probe's period, in cadences (6 guests at sim's 10 ms: 240 requests/s)
 KIND = {"net": "vif", "disk": "vbd", "console": "console", "emul": "dm"}
 
@@ -72,22 +76,44 @@ class IoError(Exception):
 
 
 class Recorder:
+    """``TIME DEVICE SEQ [SECONDS]``: a completed operation, and how long it took (the QoS suite's
+    per-operation latency; harness/qos.py)."""
+
     def __init__(self, path: str) -> None:
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
-    def record(self, device: str, seq: int) -> None:
-        os.write(self.fd, f"{time.monotonic():.6f} {device} {seq}\n".encode())
+    def record(self, device: str, seq: int, took: float | None = None) -> None:
+        tail = "" if took is None else f" {took:.6f}"
+        os.write(self.fd, f"{time.monotonic():.6f} {device} {seq}{tail}\n".encode())
+
+
+class Flooded:
+    """The flood's own records, ``DEVICE-flood N`` for each of its requests answered (the harness's
+    proof that a noisy neighbour really flooded: harness/qos.py)."""
+
+    def __init__(self, rec: Recorder, device: str) -> None:
+        self.rec, self.device, self.sent = rec, device, 0
+
+    def __call__(self, n: int) -> None:
+        for _ in range(n):
+            self.rec.record(f"{self.device}-flood", self.sent)
+            self.sent += 1
 
 
 class Ticker:
-    """A fixed cadence that never bursts to catch up after an outage."""
+    """A fixed cadence that never bursts to catch up after an outage; none while `flooding` says so
+    (a noisy neighbour: the change ``flood``)."""
 
-    def __init__(self, cadence: float, phase: float, stop: threading.Event) -> None:
-        self.cadence, self.stop = cadence, stop
+    def __init__(self, cadence: float, phase: float, stop: threading.Event,
+                 flooding: Callable[[], bool] = lambda: False) -> None:
+        self.cadence, self.stop, self.flooding = cadence, stop, flooding
         self.next = time.monotonic() + phase
 
     def wait(self) -> None:
         now = time.monotonic()
+        if self.flooding():
+            self.next = now + self.cadence
+            return
         if self.next > now:
             self.stop.wait(self.next - now)
         self.next = max(self.next + self.cadence, time.monotonic())
@@ -102,6 +128,8 @@ def _answer(chan: Channel) -> dict[str, Any]:
 
 class Workload:
     device = ""
+    flooding: Callable[[], bool] = staticmethod(lambda: False)  # a noisy neighbour now (the change flood)
+    flooded: Callable[[int], None] = staticmethod(lambda n: None)  # `n` more requests of the flood sent
 
     @property
     def holds_vcpu(self) -> bool:
@@ -192,6 +220,12 @@ class DiskWork(Workload):
         return int(_answer(chan)["size"]) // BLOCK
 
     def op(self, chan: Channel, seq: int) -> None:
+        if self.flooding():  # a full ring of reads ahead of each write (a noisy neighbour)
+            for _ in range(FLOOD_DEPTH):
+                chan.send({"op": "read", "seq": -1, "off": 0, "len": BLOCK})
+            for _ in range(FLOOD_DEPTH):
+                _answer(chan)
+            self.flooded(FLOOD_DEPTH)
         data = block(self.name, seq)
         chan.send({"op": "write", "seq": seq, "off": seq * BLOCK, "data": data.hex()})
         answer = _answer(chan)
@@ -235,7 +269,12 @@ class NetWork(Workload):
 
     def op(self, chan: Channel, seq: int) -> None:
         """Ping until the pong comes: a lost ping is sent again after 250 ms; one that netback
-        could not deliver (the peer is not attached yet, as at boot) after 10 ms."""
+        could not deliver (the peer is not attached yet, as at boot) after 10 ms. A noisy
+        neighbour sends a full ring of frames to itself first (its rx drops them)."""
+        if self.flooding():
+            for _ in range(FLOOD_DEPTH):
+                chan.send({"dst": self.mac, "src": self.mac, "t": "flood", "seq": seq})
+            self.flooded(FLOOD_DEPTH)
         while True:
             chan.send({"dst": self.peer, "src": self.mac, "t": "ping", "seq": seq})
             deadline = time.monotonic() + RETRY_S
@@ -270,15 +309,17 @@ def device_loop(fe: Frontend, work: Workload, rec: Recorder, ticker: Ticker, vcp
                     if not (held or (vcpu.take() if hold else vcpu.run())):
                         return
                     held = held or hold
+                    start = time.monotonic()
                     try:
                         work.op(chan, seq)  # an op cut by a dead backend is retried with the same seq
                     except IoError:
                         rec.record(f"{work.device}-eio", seq)  # seen by the guest, not acknowledged: again
                         continue
+                    took = time.monotonic() - start
                     if held:
                         vcpu.lock.release()
                         held = False
-                    rec.record(work.device, seq)
+                    rec.record(work.device, seq, took)
                     seq += 1
             except (OSError, ValueError, KeyError):
                 chan.close()
@@ -325,7 +366,9 @@ def run_guest(cfg: dict[str, Any]) -> None:
             works.append(EmulWork())
     for work in works:
         fe = Frontend(xs, domid, KIND[work.device])
-        ticker = Ticker(cadence, rng.uniform(0, cadence), stop)
+        work.flooding = functools.partial(raised, run_dir, "flood", f"{name}-{work.device}")
+        work.flooded = Flooded(rec, work.device)
+        ticker = Ticker(cadence, rng.uniform(0, cadence), stop, work.flooding)
         threading.Thread(target=device_loop, args=(fe, work, rec, ticker, vcpu), daemon=True).start()
     probe = Ticker(cadence * PROBE_CADENCES, rng.uniform(0, cadence), stop)
     threading.Thread(target=xs_probe, args=(xs, domid, rec, probe, vcpu), name="xs-probe", daemon=True).start()

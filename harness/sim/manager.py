@@ -41,9 +41,11 @@ ROLE_OF_DEVICE = {"net": "netback", "disk": "blkback", "console": "console", "em
 class Manager(Guests):
     def __init__(self, run_dir: str, cfg: dict[str, Any]) -> None:
         self.run_dir, self.cfg = run_dir, cfg
-        self.placement: dict[str, str] = {
-            role: d["name"] for d in cfg["topology"]["domains"] for role in d["roles"]
-        }
+        self.placement: dict[str, list[tuple[str, list[str] | None]]] = {}  # role -> its domains, and whom they serve
+        for d in cfg["topology"]["domains"]:
+            for role in d["roles"]:
+                self.placement.setdefault(role, []).append((d["name"], d.get("guests")))
+        self.cpu_pct = int(cfg["topology"].get("cpu_pct", 100))
         self.stubdom_dm = cfg["topology"].get("device_model", "dom0") == "stubdom"
         self.spawner = Spawner(run_dir)
         self.lock = threading.RLock()
@@ -65,7 +67,8 @@ class Manager(Guests):
     def domain_of(self, role: str, guest: str | None = None) -> str:
         if role == "device-model":
             return stub_domain(guest or "") if self.stubdom_dm else "dom0"
-        return self.placement.get(role, "dom0")
+        shards = self.placement.get(role, [("dom0", None)])
+        return next((name for name, served in shards if served is None or guest in served), shards[0][0])
 
     def event(self, what: str, **info: Any) -> None:
         with self.lock:
@@ -79,7 +82,7 @@ class Manager(Guests):
         target_id = self.guests[target]["domid"] if target else None
         cfg = {"kind": "dom0" if kind == "dom0" else ("guest" if kind == "guest" else "service"),
                "name": name, "domid": domid, "roles": roles, "target": target_id,
-               "cadence": self.cfg.get("cadence", 0.01)}
+               "cadence": self.cfg.get("cadence", 0.01), "cpu_pct": self.cpu_pct}
         popen = self.spawner.start(cfg, name, new_session=True)
         dom = Dom(name, domid, kind, roles, pid=popen.pid, target=target, popen=popen)
         try:

@@ -51,6 +51,11 @@ def log(run_dir: str, name: str) -> str:
     return os.path.join(run_dir, "log", f"{name}.log")
 
 
+def cpu(run_dir: str, domain: str = "") -> str:
+    """A domain's CPU account (harness/sim/vcpu.py); without a domain, their directory."""
+    return os.path.join(run_dir, "cpu", domain)
+
+
 def journal(run_dir: str) -> str:
     return os.path.join(run_dir, "xenstore.journal")
 
@@ -71,7 +76,7 @@ def kept(run_dir: str) -> str:
 
 
 def make(run_dir: str) -> None:
-    for sub in ("rec", "disk", "log", "console"):
+    for sub in ("rec", "disk", "log", "console", "cpu"):
         os.makedirs(os.path.join(run_dir, sub), exist_ok=True)
     os.makedirs(sock_dir(run_dir), mode=0o700, exist_ok=True)
 

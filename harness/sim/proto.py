@@ -24,6 +24,7 @@ class Channel:
         self.sock = sock
         self._reader = sock.makefile("rb")
         self._wlock = threading.Lock()
+        self.cost: Callable[[], None] | None = None  # called for every message received (harness/sim/vcpu.py)
 
     def send(self, msg: Msg) -> None:
         data = (json.dumps(msg, separators=(",", ":")) + "\n").encode()
@@ -36,6 +37,8 @@ class Channel:
         if not line:
             return None
         msg: Msg = json.loads(line)
+        if self.cost is not None:
+            self.cost()
         return msg
 
     def settimeout(self, timeout: float | None) -> None:

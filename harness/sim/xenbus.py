@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from harness.sim import vcpu
 from harness.sim.proto import Channel, Server, connect
 from harness.sim.xsclient import XsClient, XsUnavailable
 
@@ -105,6 +106,7 @@ class Backend:
                 chan.send({"ok": False, "error": "unknown ring-ref"})
                 continue
             chan.send({"ok": True})
+            chan.cost = vcpu.spend  # every request on the ring costs this domain its vCPU time
             self.service(chan, session)
             return
 

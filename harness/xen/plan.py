@@ -20,6 +20,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from harness.errors import HostError
 from harness.model import KERNEL_ROLES, GuestSpec
 from harness.topology import Topology
 from harness.xen.payload import IMAGES, SCRIPTS, STATE
@@ -93,6 +94,9 @@ def ip_of(guest: GuestSpec) -> str:
 
 
 def make_plan(topology: Topology, guests: Sequence[GuestSpec], cadence_s: float) -> Plan:
+    if topology.shards or topology.cpu_pct != 100:
+        raise HostError(f"topology {topology.name}: Xen hosts do not build sharded driver domains or "
+                        "give domains a CPU budget (cpu_pct) yet; sim:// does")
     services: dict[str, list[str]] = {}
     for role in sorted(KERNEL_ROLES):
         domain = topology.domain_of(role)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from harness.xen.payload import STATE
 
-RECORD = re.compile(rb"WREC (\d+\.\d{9}) ([a-z][a-z-]*) (\d+)\r?$")
+RECORD = re.compile(rb"WREC (\d+\.\d{9}) ([a-z][a-z-]*) (\d+)(?: (\d+\.\d+))?\r?$")  # [latency s]
 # xenconsoled's --timestamp=guest prefix; it also lands inside a line the console delivered in
 # two chunks ("WREC ... disk 1[2026-11-23 22:18:17] \n"), so every occurrence is dropped
 STAMP = re.compile(rb"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] ")
@@ -28,6 +28,7 @@ class Records:
     partial: dict[str, bytes] = field(default_factory=dict)
     times: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     acked: dict[str, set[int]] = field(default_factory=dict)
+    latency: dict[tuple[str, str], list[tuple[float, float]]] = field(default_factory=dict)
 
     def command(self) -> str:
         """A shell command printing, per guest, a mark line with the log's size, then the bytes
@@ -75,6 +76,8 @@ class Records:
             times = self.times.setdefault((guest, device), [])
             if not times or t >= times[-1]:
                 times.append(t)
+                if m[4]:
+                    self.latency.setdefault((guest, device), []).append((t, float(m[4])))
             if device == "disk":
                 self.acked.setdefault(guest, set()).add(seq)
 

@@ -1,0 +1,135 @@
+"""Scalability: how many guests a topology carries before a service saturates, at equal CPU.
+
+Guests are added in steps (`STEPS`; a fresh host each step). At each, after the steady state,
+every guest device's operations are counted over `WINDOW_CADENCES` cadences: a guest's rate is
+the mean, over its devices, of the operations done over the operations its cadence asks for. The
+step meets the target while the median guest's rate is at least `TARGET` (80 %) and no domain
+(dom0, a service domain) used `AT_CAP` of its CPU budget. The figure is the largest step that met
+it. Every domain has the same budget (`CPU_PCT` % of one CPU: on sim:// the model of
+harness/sim/vcpu.py), so a topology carries more only by spreading the work over more domains.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import statistics
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from harness.errors import HostError
+from harness.model import fleet
+from harness.vocabulary import fmt
+from harness.waiting import wait_until
+
+if TYPE_CHECKING:
+    from harness.backend.base import Host
+    from harness.scenario import RunOptions
+
+log = logging.getLogger("windsor")
+CPU_PCT = 5  # each domain's budget (sim: 400 µs of vCPU a request)
+STEPS = (2, 4, 6, 8, 10, 12, 14, 16, 20, 24)
+WINDOW_CADENCES = 150
+TARGET = 0.8  # the median guest's rate over its cadence, at least
+AT_CAP = 0.95  # a domain that used this share of its budget is saturated
+TOPOLOGIES = ("disaggregated", "two-netdds")  # each beside the run's baseline (monolithic)
+WORK = ("net", "disk", "console", "emul")  # the devices that make a guest's rate (not its probes)
+
+
+@dataclass(frozen=True)
+class Step:
+    guests: int
+    median_rate: float  # the median guest's operations over what its cadence asks for
+    busiest: str  # the domain with the largest share of its budget used
+    busiest_share: float
+    steady: bool = True
+
+    @property
+    def limit(self) -> str | None:
+        """What saturated at this step (None: it met the target)."""
+        if not self.steady:
+            return "no steady state"
+        if self.median_rate < TARGET:
+            return f"median rate {self.median_rate:.0%}"
+        if self.busiest_share >= AT_CAP:
+            return f"{self.busiest} at its CPU cap"
+        return None
+
+    def row(self) -> str:
+        return f"{self.guests}:{self.median_rate:.3f}:{self.busiest}:{self.busiest_share:.3f}"
+
+
+@dataclass(frozen=True)
+class Carried:
+    topology: str
+    steps: tuple[Step, ...]
+
+    @property
+    def guests(self) -> int:
+        met = [s.guests for s in self.steps if s.limit is None]
+        return max(met, default=0)
+
+    @property
+    def limit(self) -> str:
+        failed = next((s for s in self.steps if s.limit is not None), None)
+        return f"{failed.limit} at {failed.guests} guests" if failed else f"none up to {self.steps[-1].guests} guests"
+
+    def properties(self, prefix: str = "") -> list[tuple[str, str]]:
+        values: list[tuple[str, object]] = [
+            ("topology", self.topology), ("scale_cpu_pct", CPU_PCT), ("scale_guests", self.guests),
+            ("scale_limit", self.limit), ("scale_curve", ";".join(s.row() for s in self.steps)),
+        ]
+        return [(prefix + k, fmt(v)) for k, v in values]
+
+
+def measure_step(host: Host, cadence_s: float) -> tuple[float, str, float]:
+    """The median guest's rate and the busiest domain's share of its budget over the window."""
+    progress, cpu0, start = host.progress(), dict(host.cpu_busy()), host.now()
+    before = {pair: len(times) for pair, times in progress.items()}
+    end = start + WINDOW_CADENCES * cadence_s
+    wait_until(f"a window of {WINDOW_CADENCES} cadences", lambda: host.now() >= end, WINDOW_CADENCES * cadence_s + 30)
+    span, progress, cpu1 = host.now() - start, host.progress(), dict(host.cpu_busy())
+    rates: dict[str, list[float]] = {}
+    for (guest, device), times in progress.items():
+        if device in WORK:
+            rates.setdefault(guest, []).append((len(times) - before.get((guest, device), 0)) * cadence_s / span)
+    if not rates:
+        raise HostError("no guest did any operation in the window")
+    shares = {d: (cpu1[d] - cpu0.get(d, 0.0)) / span for d in cpu1}
+    busiest = max(shares, key=lambda d: shares[d], default="none")
+    return statistics.median(statistics.mean(r) for r in rates.values()), busiest, shares.get(busiest, 0.0)
+
+
+_measured: dict[tuple[object, ...], Carried] = {}
+
+
+def measure(opts: RunOptions, topology_name: str) -> Carried:
+    """Step the guests up on `topology_name` at the scale budget until a step misses the target
+    (once a session for the same host, seed and cadence: the baseline beside each case)."""
+    key = (opts.host, topology_name, opts.seed, opts.cadence_s)
+    if key not in _measured:
+        _measured[key] = _measure(opts, topology_name)
+    return _measured[key]
+
+
+def _measure(opts: RunOptions, topology_name: str) -> Carried:
+    from harness import reuse
+    from harness.topology import load_topology
+
+    topology = dataclasses.replace(load_topology(topology_name), cpu_pct=CPU_PCT)
+    steps: list[Step] = []
+    for n in STEPS:
+        try:
+            with reuse.booted(opts, topology, fleet(n, opts.seed)) as (host, _):
+                step = Step(n, *measure_step(host, opts.cadence_s))
+        except HostError as exc:
+            if "no steady state" not in str(exc):
+                raise
+            step = Step(n, 0.0, "none", 0.0, steady=False)
+        log.info("%s with %d guests: median rate %.0f%%, busiest %s at %.0f%% of its budget%s", topology.name, n,
+                 step.median_rate * 100, step.busiest, step.busiest_share * 100,
+                 f": saturated ({step.limit})" if step.limit else "")
+        steps.append(step)
+        if step.limit is not None:
+            break
+    return Carried(topology.name, tuple(steps))
