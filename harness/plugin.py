@@ -17,10 +17,10 @@ from __future__ import annotations
 import secrets
 import sys
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -45,6 +45,14 @@ from harness.shard import Shard, case_key
 from harness.signals import install_termination_handlers
 from harness.timeline import attachment_line, file_name
 
+
+class Measured(Protocol):
+    """What a claim suite measures on one topology (harness/isolation.py, qos.py, scale.py)."""
+
+    def properties(self, prefix: str = "") -> list[tuple[str, str]]: ...
+
+
+M = TypeVar("M", bound=Measured)
 OPTIONS = pytest.StashKey[RunOptions]()
 BASELINES = pytest.StashKey["BaselineJunit | None"]()
 RUN_ID = pytest.StashKey[str]()  # this session, in artifact names and the run_id property
@@ -197,7 +205,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     cases of the other claims' suites (isolation, QoS, scalability) when none was chosen (an empty
     parametrization)."""
     cases = claim_cases(config.stash[OPTIONS])
-    values = {name: [getattr(c, "values", (c,))[0] for c in chosen] for name, chosen in cases.items()}
+    values = {name: [c.values[0] for c in chosen] for name, chosen in cases.items()}
 
     def unparametrized(item: pytest.Item) -> bool:  # a claim suite's case, none of it chosen
         params = getattr(getattr(item, "callspec", None), "params", {})
@@ -257,7 +265,7 @@ def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]
                     pass  # it was never written (pytest failed before): the old file stays
 
 
-def claim_cases(opts: RunOptions) -> dict[str, list[Any]]:
+def claim_cases(opts: RunOptions) -> dict[str, list[Any]]:  # of pytest.param (ParameterSet)
     """The cases of the suites beside availability, per fixture: none when --faults narrows the run
     to fault cases; those of the chosen --roles (scalability has no role: it runs with none given)."""
     def chosen(role: str) -> bool:
@@ -267,7 +275,7 @@ def claim_cases(opts: RunOptions) -> dict[str, list[Any]]:
         "windsor_attacker": [pytest.param(r, marks=pytest.mark.windsor_role(r)) for r in ISOLATION_ROLES if chosen(r)],
         "windsor_noisy": [pytest.param((d, t), id=f"{d}-{t}", marks=pytest.mark.windsor_role(QOS_ROLE[d]))
                           for d in FLOOD_DEVICES for t in QOS_TOPOLOGIES if chosen(QOS_ROLE[d])],
-        "windsor_scale": [t for t in SCALE_TOPOLOGIES if not opts.faults and not opts.roles],
+        "windsor_scale": [pytest.param(t) for t in SCALE_TOPOLOGIES if not opts.faults and not opts.roles],
     }
 
 
@@ -341,6 +349,18 @@ class Windsor:
         self.item.config.hook.pytest_windsor_result(item=self.item, outcome=outcome)
         return outcome
 
+
+    def beside(self, measure: Callable[[str], M], topology: str) -> tuple[M, M | None]:
+        """A claim measured by `measure(topology name)` on `topology` and on the run's baseline (none
+        with --no-baseline), its figures written as the case's properties (the baseline's as
+        ``baseline.*``). A harness error fails the case with its one line, no traceback."""
+        try:
+            candidate = measure(topology)
+            baseline = measure(self.options.baseline_topology) if self.options.baseline_topology else None
+        except HarnessError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        self.record(candidate.properties() + (baseline.properties("baseline.") if baseline else []))
+        return candidate, baseline
 
     def record(self, props: list[tuple[str, str]]) -> str:
         """Write `props` as the case's JUnit properties, with this session's run_id and build_id."""

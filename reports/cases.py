@@ -56,11 +56,6 @@ class Case:
         return "availability"
 
     @property
-    def is_isolation(self) -> bool:
-        """A security-isolation case (suites/test_isolation.py), not an availability scenario."""
-        return self.claim == "isolation"
-
-    @property
     def host(self) -> str:
         return self.props.get("host", "")
 

@@ -12,7 +12,6 @@ attempt succeeded where it must). The monolithic baseline is measured beside it 
 import pytest
 
 from harness.backend import host_class
-from harness.errors import HarnessError
 from harness.isolation import inspect
 from harness.plugin import Windsor
 
@@ -22,14 +21,7 @@ def test_compromised_service_contained(windsor_attacker: str, windsor: Windsor) 
     role, opts = windsor_attacker, windsor.options
     if role not in host_class(opts.host).attackers:
         pytest.skip(f"{opts.host}: no attacker can be put where {role} lives on this kind of host yet")
-    try:
-        candidate = inspect(opts, opts.topology, role)
-        props = candidate.properties()
-        if opts.baseline_topology:
-            props += inspect(opts, opts.baseline_topology, role).properties("baseline.")
-    except HarnessError as exc:  # a message that names the problem: no traceback needed
-        pytest.fail(str(exc), pytrace=False)
-    windsor.record(props)
+    candidate, _ = windsor.beside(lambda topology: inspect(opts, topology, role), opts.topology)
     print(f"{role}: reachable from {candidate.attacker} {len(candidate.reachable)} of {candidate.outside}"
           + "".join(f"\n  {t.row()}" for t in candidate.tried))
     failed = candidate.failures() + [f"reachable from {candidate.attacker}: {what}" for what in candidate.reachable]

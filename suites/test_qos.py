@@ -12,7 +12,6 @@ flood must have taken (the noisy guest's own request rate rose), or the case fai
 import pytest
 
 from harness.backend import host_class
-from harness.errors import HarnessError
 from harness.plugin import Windsor
 from harness.qos import GOAL_RATIO, measure
 
@@ -22,15 +21,7 @@ def test_noisy_neighbour(windsor_noisy: tuple[str, str], windsor: Windsor) -> No
     opts = windsor.options
     if "flood" not in host_class(opts.host).capabilities:
         pytest.skip(f"{opts.host}: no guest can be made a noisy neighbour on this kind of host yet")
-    try:
-        candidate = measure(opts, topology, device)
-        props = candidate.properties()
-        baseline = measure(opts, opts.baseline_topology, device) if opts.baseline_topology else None
-        if baseline is not None:
-            props += baseline.properties("baseline.")
-    except HarnessError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    windsor.record(props)
+    candidate, baseline = windsor.beside(lambda name: measure(opts, name, device), topology)
     for r in (candidate, baseline):
         if r is not None:
             print(f"{r.topology}: {r.noisy} flooding its {device}: the others' p99 {r.quiet.p99_s * 1e3:.2f} → "

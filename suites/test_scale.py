@@ -10,7 +10,6 @@ guests than the baseline. Runs when no --faults and no --roles narrow the run.
 import pytest
 
 from harness.backend import host_class
-from harness.errors import HarnessError
 from harness.plugin import Windsor
 from harness.scale import measure
 
@@ -19,15 +18,7 @@ def test_guests_per_host(windsor_scale: str, windsor: Windsor) -> None:
     opts = windsor.options
     if not host_class(opts.host).cpu_accounting:
         pytest.skip(f"{opts.host}: this kind of host cannot give its domains a CPU budget and report their use yet")
-    try:
-        candidate = measure(opts, windsor_scale)
-        props = candidate.properties()
-        baseline = measure(opts, opts.baseline_topology) if opts.baseline_topology else None
-        if baseline is not None:
-            props += baseline.properties("baseline.")
-    except HarnessError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    windsor.record(props)
+    candidate, baseline = windsor.beside(lambda name: measure(opts, name), windsor_scale)
     for r in (candidate, baseline):
         if r is not None:
             print(f"{r.topology}: {r.guests} guests carried (then {r.limit}); "
