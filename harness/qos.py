@@ -9,8 +9,9 @@ then loaded, and the ratio of the two p99s. A flood that did not raise the noisy
 a guest whose echo peer is the noisy one is not counted among the others: its operation waits for
 the noisy guest's own answer.
 
-Every domain has the same CPU budget (`CPU_PCT` % of one CPU: dom0 and each service domain
-alike; on sim:// the model of harness/sim/vcpu.py), so the topologies differ only in who shares
+Every domain has the same CPU budget (`ClaimBudget.qos_cpu_pct` % of one CPU, per kind of host:
+dom0 and each service domain alike; on sim:// the model of harness/sim/vcpu.py, on Xen credit2's
+cap), so the topologies differ only in who shares
 what: on the monolithic one dom0 serves every tenant; on the disaggregated one a driver domain
 serves every tenant of its device; on ``per-tenant`` the noisy tenant has its own.
 """
@@ -36,9 +37,6 @@ if TYPE_CHECKING:
     from harness.scenario import RunOptions
 
 log = logging.getLogger("windsor")
-CPU_PCT = 2  # each domain's budget while measured (sim: 1 ms of vCPU a request: far above its real cost)
-CADENCE_FACTOR = 10  # the guests' cadence, in the run's cadences (sim: 100 ms: dom0 ≈ 35 % busy, quiet)
-WINDOW_OPS = 150  # operations of each other guest's device in a window
 SETTLE_CADENCES = 5  # the flood is on within a cadence of its change; the loaded window starts after this
 FLOOD_SPEEDUP = 2.0  # the noisy guest's own rate, loaded over quiet, at least
 GOAL_RATIO = 2.0  # the claim: the others' p99 stays within 2× of quiet
@@ -72,6 +70,7 @@ class Noisy:
     cdf_quiet: tuple[float, ...]  # the others' latencies at every 5th percentile (for the report's CDF)
     cdf_loaded: tuple[float, ...]
     isolated: bool  # the noisy guest's device has a domain of its own (the goal applies)
+    cpu_pct: int  # every domain's budget while measured
 
     @property
     def ratio(self) -> float:
@@ -81,7 +80,7 @@ class Noisy:
         cdf = ";".join(",".join(f"{x:.6f}" for x in c) for c in (self.cdf_quiet, self.cdf_loaded))
         values: list[tuple[str, object]] = [
             ("topology", self.topology), ("qos_device", self.device), ("qos_noisy", self.noisy),
-            ("qos_cpu_pct", CPU_PCT), ("qos_isolated", self.isolated),
+            ("qos_cpu_pct", self.cpu_pct), ("qos_isolated", self.isolated),
             ("qos_quiet_p50_s", self.quiet.p50_s), ("qos_quiet_p99_s", self.quiet.p99_s),
             ("qos_quiet_max_s", self.quiet.max_s), ("qos_loaded_p50_s", self.loaded.p50_s),
             ("qos_loaded_p99_s", self.loaded.p99_s), ("qos_loaded_max_s", self.loaded.max_s),
@@ -103,16 +102,18 @@ def _since(samples: Sequence[tuple[float, float]], start: float, end: float) -> 
 
 def _window(host: Host, others: Sequence[Pair], noisy: Pair, start: float, what: str,
             cadence_s: float) -> tuple[list[float], int, float]:
-    """Wait until every other guest's device did `WINDOW_OPS` operations after `start`; their
+    """Wait until every other guest's device did the budget's window of operations after `start`; their
     latencies, the noisy guest's requests in the window (its operations, and its flood's
     ``DEVICE-flood`` records), and the window's end."""
+    ops = host.claims.qos_window_ops
+
     def enough() -> bool:
         lat = host.latencies()
-        return all(len(_since(lat.get(p, []), start, float("inf"))) >= WINDOW_OPS for p in others)
+        return all(len(_since(lat.get(p, []), start, float("inf"))) >= ops for p in others)
 
-    deadline = WINDOW_OPS * cadence_s * 10 + host.steady_timeout_s
-    if not wait_until(f"{what}: {WINDOW_OPS} operations of each other guest's device", enough, deadline):
-        raise HostError(f"{what}: the other guests did not do {WINDOW_OPS} operations each within {deadline:.0f}s")
+    deadline = ops * cadence_s * 10 + host.steady_timeout_s
+    if not wait_until(f"{what}: {ops} operations of each other guest's device", enough, deadline):
+        raise HostError(f"{what}: the other guests did not do {ops} operations each within {deadline:.0f}s")
     end = host.now()
     lat: Mapping[Pair, list[tuple[float, float]]] = host.latencies()
     others_lat = [x for p in others for x in _since(lat.get(p, []), start, end)]
@@ -137,14 +138,17 @@ def measure(opts: RunOptions, topology_name: str, device: str) -> Noisy:
 
 def _measure(opts: RunOptions, topology_name: str, device: str) -> Noisy:
     from harness import reuse
+    from harness.backend import host_class
     from harness.topology import load_topology
 
     if device not in FLOOD_DEVICES:
         raise UsageError(f"no noisy neighbour on {device!r}: use one of {', '.join(FLOOD_DEVICES)}")
-    topology = dataclasses.replace(load_topology(topology_name), cpu_pct=CPU_PCT)
+    budget = host_class(opts.host).claims
+    topology = dataclasses.replace(load_topology(topology_name), cpu_pct=budget.qos_cpu_pct)
     guests = fleet(opts.guests, opts.seed)
-    cadence_s = opts.cadence_s * CADENCE_FACTOR
-    with reuse.booted(opts, topology, guests, cadence_s=cadence_s) as (host, running):
+    cadence_s = opts.cadence_s * budget.qos_cadence_factor
+    # the role under test's guests (on Xen: PV guests only, no device model to boot)
+    with reuse.booted(opts, topology, guests, (ROLE_OF[device],), cadence_s) as (host, running):
         users = [g.name for g in running if device in g.devices]
         if len(users) < 2:
             raise UsageError(f"a noisy neighbour on {device} needs two guests with it: use more guests")
@@ -159,7 +163,9 @@ def _measure(opts: RunOptions, topology_name: str, device: str) -> Noisy:
         start = host.now()
         quiet, quiet_n, quiet_end = _window(host, others, noisy, start, f"{topology.name} quiet", cadence_s)
         quiet_span = quiet_end - start
-        lease = Lease.new("flood", noisy[0], 60.0, 10.0)
+        # long enough for a slow loaded window; the host ends the flood itself if the harness does not
+        lease = Lease.new("flood", noisy[0], max(60.0, 4 * host.claims.qos_window_ops * cadence_s),
+                          host.lease_margin_s)
         hit = host.apply(Change("flood", noisy[0], guest=noisy[0], args={"device": device}), lease)
         try:
             start = hit + SETTLE_CADENCES * cadence_s
@@ -172,7 +178,7 @@ def _measure(opts: RunOptions, topology_name: str, device: str) -> Noisy:
         bound = topology.bind(tuple(g.name for g in running))
         isolated = all(bound.domain_of(role, noisy[0]) != bound.domain_of(role, g) for g, _ in others)
         result = Noisy(topology.name, device, noisy[0], Window.of(quiet), Window.of(loaded), speedup,
-                       _cdf(quiet), _cdf(loaded), isolated)
+                       _cdf(quiet), _cdf(loaded), isolated, topology.cpu_pct)
         log.info("%s, %s flooding %s: others' p99 %.2f → %.2f ms (×%.1f); its own rate ×%.1f", topology.name,
                  noisy[0], device, result.quiet.p99_s * 1e3, result.loaded.p99_s * 1e3, result.ratio, speedup)
         if speedup < FLOOD_SPEEDUP:

@@ -1,12 +1,14 @@
 """Scalability: how many guests a topology carries before a service saturates, at equal CPU.
 
-Guests are added in steps (`STEPS`; a fresh host each step). At each, after the steady state,
-every guest device's operations are counted over `WINDOW_CADENCES` cadences: a guest's rate is
+Guests are added in steps (`ClaimBudget.scale_steps`, per kind of host; a fresh host each step).
+At each, after the steady state, every guest device's operations are counted over the budget's
+window of cadences: a guest's rate is
 the mean, over its devices, of the operations done over the operations its cadence asks for. The
 step meets the target while the median guest's rate is at least `TARGET` (80 %) and no domain
 (dom0, a service domain) used `AT_CAP` of its CPU budget. The figure is the largest step that met
-it. Every domain has the same budget (`CPU_PCT` % of one CPU: on sim:// the model of
-harness/sim/vcpu.py), so a topology carries more only by spreading the work over more domains.
+it. Every domain has the same budget (`ClaimBudget.scale_cpu_pct` % of one CPU: on sim:// the
+model of harness/sim/vcpu.py, on Xen credit2's cap), so a topology carries more only by spreading
+the work over more domains.
 """
 
 from __future__ import annotations
@@ -27,13 +29,11 @@ if TYPE_CHECKING:
     from harness.scenario import RunOptions
 
 log = logging.getLogger("windsor")
-CPU_PCT = 5  # each domain's budget (sim: 400 µs of vCPU a request)
-STEPS = (2, 4, 6, 8, 10, 12, 14, 16, 20, 24)
-WINDOW_CADENCES = 150
 TARGET = 0.8  # the median guest's rate over its cadence, at least
 AT_CAP = 0.95  # a domain that used this share of its budget is saturated
 TOPOLOGIES = ("disaggregated", "two-netdds")  # each beside the run's baseline (monolithic)
 WORK = ("net", "disk", "console", "emul")  # the devices that make a guest's rate (not its probes)
+SERVICES = ("netback", "blkback", "console", "xenstore", "toolstack")  # what the steps load
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class Step:
 class Carried:
     topology: str
     steps: tuple[Step, ...]
+    cpu_pct: int  # every domain's budget
 
     @property
     def guests(self) -> int:
@@ -76,7 +77,7 @@ class Carried:
 
     def properties(self, prefix: str = "") -> list[tuple[str, str]]:
         values: list[tuple[str, object]] = [
-            ("topology", self.topology), ("scale_cpu_pct", CPU_PCT), ("scale_guests", self.guests),
+            ("topology", self.topology), ("scale_cpu_pct", self.cpu_pct), ("scale_guests", self.guests),
             ("scale_limit", self.limit), ("scale_curve", ";".join(s.row() for s in self.steps)),
         ]
         return [(prefix + k, fmt(v)) for k, v in values]
@@ -86,8 +87,9 @@ def measure_step(host: Host, cadence_s: float) -> tuple[float, str, float]:
     """The median guest's rate and the busiest domain's share of its budget over the window."""
     progress, cpu0, start = host.progress(), dict(host.cpu_busy()), host.now()
     before = {pair: len(times) for pair, times in progress.items()}
-    end = start + WINDOW_CADENCES * cadence_s
-    wait_until(f"a window of {WINDOW_CADENCES} cadences", lambda: host.now() >= end, WINDOW_CADENCES * cadence_s + 30)
+    cadences = host.claims.scale_window_cadences
+    end = start + cadences * cadence_s
+    wait_until(f"a window of {cadences} cadences", lambda: host.now() >= end, cadences * cadence_s + 60)
     span, progress, cpu1 = host.now() - start, host.progress(), dict(host.cpu_busy())
     rates: dict[str, list[float]] = {}
     for (guest, device), times in progress.items():
@@ -114,14 +116,18 @@ def measure(opts: RunOptions, topology_name: str) -> Carried:
 
 def _measure(opts: RunOptions, topology_name: str) -> Carried:
     from harness import reuse
+    from harness.backend import host_class
     from harness.topology import load_topology
 
-    topology = dataclasses.replace(load_topology(topology_name), cpu_pct=CPU_PCT)
+    budget = host_class(opts.host).claims
+    topology = dataclasses.replace(load_topology(topology_name), cpu_pct=budget.scale_cpu_pct)
+    cadence_s = opts.cadence_s * budget.scale_cadence_factor
     steps: list[Step] = []
-    for n in STEPS:
+    for n in budget.scale_steps:
         try:
-            with reuse.booted(opts, topology, fleet(n, opts.seed)) as (host, _):
-                step = Step(n, *measure_step(host, opts.cadence_s))
+            # the services scaled: no device model (on Xen, PV guests only: an HVM boot is minutes of TCG)
+            with reuse.booted(opts, topology, fleet(n, opts.seed), SERVICES, cadence_s) as (host, _):
+                step = Step(n, *measure_step(host, cadence_s))
         except HostError as exc:
             if "no steady state" not in str(exc):
                 raise
@@ -132,4 +138,4 @@ def _measure(opts: RunOptions, topology_name: str) -> Carried:
         steps.append(step)
         if step.limit is not None:
             break
-    return Carried(topology.name, tuple(steps))
+    return Carried(topology.name, tuple(steps), topology.cpu_pct)

@@ -2,6 +2,8 @@
 and quoting of what reaches the control domain's shell (run for real through testinfra's local
 backend)."""
 
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -99,6 +101,42 @@ def test_monolithic_plan_keeps_backends_in_dom0() -> None:
     assert not any(name.startswith(("service/", "auto/1")) for name in plan.files)
     assert "backend=" not in plan.files["auto/51-g01.cfg"]
     assert "target=/var/lib/windsor/state/disks/g01.dev" in plan.files["auto/51-g01.cfg"]  # windsor-topo's
+
+
+def test_a_tenant_gets_its_own_driver_domains_and_every_domain_the_budget() -> None:
+    """per-tenant: a netdd and a blkdd for each guest that uses the device (none for one that
+    does not), each guest's devices on its own; its echo peer its own bridge's address (no link
+    joins two driver domains' bridges). A budget caps every driver domain in its cfg (kept across
+    restarts) and dom0 through windsor-topo (dom0-cap); two-netdds splits the guests in blocks."""
+    guests = xen_guests(fleet(4, 0), has_qemu=False)
+    net = {g.name for g in guests if g.net}
+    disk = {g.name for g in guests if g.disk}
+    topology = dataclasses.replace(load_topology("per-tenant"), cpu_pct=30)
+    plan = make_plan(topology, guests, 1.0)
+    assert plan.services == {**{f"netdd-{g}": ("netback",) for g in net}, **{f"blkdd-{g}": ("blkback",) for g in disk}}
+    for g in guests:
+        cfg = plan.files[f"auto/{50 + g.index:02d}-{g.name}.cfg"]
+        assert ("backend=netdd-" + g.name in cfg) == g.net and ("backend=blkdd-" + g.name in cfg) == g.disk
+        if g.net:
+            assert re.search(r"windsor.peer=198.51.100.1\b", cfg)
+    blkdd = next(v for k, v in plan.files.items() if k.endswith(f"-blkdd-{sorted(disk)[0]}.cfg"))
+    assert f"/disks/{sorted(disk)[0]}.img,raw,xvdb,w" in blkdd and "cap = 30" in blkdd
+    assert plan.files["dom0-cap"] == "30\n"
+    assert "dom0-cap" not in make_plan(load_topology("per-tenant"), guests, 1.0).files  # 100 %: no budget
+    two = make_plan(load_topology("two-netdds"), guests, 1.0)
+    assert set(two.services) == {"blkdd", "netdd1", "netdd2"}
+    served = {g.name: next(x for x in two.files[f"attach/{g.name}"].split() if x.startswith("netdd")) for g in guests
+              if g.net}
+    assert set(served.values()) == {"netdd1", "netdd2"}
+
+
+def test_a_flood_record_stands_for_its_requests() -> None:
+    """wrec's flood workers write "DEVICE-flood N" every 100 ms, N requests since their last: each
+    request is one time, as on sim://, whatever order the workers' lines came in."""
+    rec = Records(("g01",))
+    body = b"WREC 5.200000000 disk-flood 3\nWREC 5.100000000 disk-flood 2\nWREC 5.300000000 disk-flood 0\n"
+    rec.feed(answer("g01", len(body), body))
+    assert rec.times[("g01", "disk-flood")] == [5.1, 5.1, 5.2, 5.2, 5.2]
 
 
 def test_inventory(tmp_path: Path) -> None:

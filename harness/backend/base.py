@@ -79,6 +79,22 @@ class DeviceState:
 
 
 @dataclass(frozen=True)
+class ClaimBudget:
+    """How the QoS and scalability suites measure on a kind of host (harness/qos.py,
+    harness/scale.py): every domain's CPU budget (dom0's and each service domain's, % of one CPU),
+    the guests' cadence while measured (in the run's cadences), how many operations make a QoS
+    window, and the scalability steps. The defaults suit sim://, whose vCPU model is the budget."""
+
+    qos_cpu_pct: int = 2  # sim: 1 ms of vCPU a request: far above its real cost
+    qos_cadence_factor: float = 10  # sim: 100 ms: dom0 ≈ 35 % busy, quiet
+    qos_window_ops: int = 150  # operations of each other guest's device in a window
+    scale_cpu_pct: int = 5  # sim: 400 µs of vCPU a request
+    scale_cadence_factor: float = 1  # the guests' cadence while stepped, in the run's cadences
+    scale_steps: tuple[int, ...] = (2, 4, 6, 8, 10, 12, 14, 16, 20, 24)  # guests, a fresh host each
+    scale_window_cadences: int = 150
+
+
+@dataclass(frozen=True)
 class Health:
     ok: bool
     ready_since: float | None = None  # host clock time the serving incarnation became ready
@@ -93,6 +109,7 @@ class Host(ABC):
     capabilities: ClassVar[frozenset[str]] = frozenset()
     attackers: ClassVar[tuple[str, ...]] = ()  # the roles an isolation attacker can be put in here (`attempt`)
     cpu_accounting: ClassVar[bool] = False  # gives its domains a topology's cpu_pct budget, and `cpu_busy`
+    claims: ClassVar[ClaimBudget] = ClaimBudget()  # the QoS and scalability suites' settings here
     defaults: Mapping[str, str] = {}  # run options (plugin ini names) that suit this kind of host
     fault_defaults: Mapping[str, Mapping[str, str]] = {}  # fault parameters that suit this kind of host
     steady_timeout_s = 30.0  # from `boot` returning to every guest device progressing
@@ -281,8 +298,9 @@ class Host(ABC):
         raise HostError(f"{self.spec.scheme}:// hosts do not record per-operation latency yet")
 
     def cpu_busy(self) -> Mapping[str, float]:
-        """Every domain's CPU time so far, in seconds (the service domains' and dom0's): what
-        `harness/scale.py` compares with the budget. HostError where the host cannot say."""
+        """Every domain's CPU time so far (the service domains' and dom0's), in seconds of its
+        budget: a domain capped at 5 % of a CPU that ran 0.05 s has used 1 s of it. What
+        `harness/scale.py` compares with the time gone by. HostError where the host cannot say."""
         raise HostError(f"{self.spec.scheme}:// hosts cannot report their domains' CPU time yet")
 
     def device_states(self) -> list[DeviceState]:

@@ -27,18 +27,19 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 
-from harness.backend.base import DeviceState, Entity, Health, Host, HostSpec, Target
+from harness.backend.base import ClaimBudget, Entity, Health, Host, HostSpec, Target
 from harness.change import Change
 from harness.errors import HostError, UsageError
 from harness.lease import Lease
 from harness.metrics import DOM0
-from harness.model import KERNEL_ROLES, GuestSpec, Pair
+from harness.model import KERNEL_ROLES, GuestSpec
 from harness.topology import Topology
 from harness.waiting import wait_until
 from harness.xen import daemons, domains
 from harness.xen.attempts import Attempts
 from harness.xen.changes import commands, recover, uncap_dom0
 from harness.xen.inventory import HostEntry, load_inventory
+from harness.xen.observe import Observation
 from harness.xen.payload import CURRENT, STATE, tool, tools_version
 from harness.xen.plan import Plan, make_plan, xen_guests
 from harness.xen.records import Records
@@ -46,7 +47,6 @@ from harness.xen.remote import Remote, q
 
 log = logging.getLogger("windsor.xen")
 TOPO_TIMEOUT_S = 300.0
-DISK_SLOTS = 8192
 DOM0_STALL_DELAY_S = 0.3  # lets the ssh command that starts a dom0 stall return first
 DOM0_STALL_MAX_S = 600.0
 # % of a CPU left to a stalled dom0: at 1 %, wstall itself woke 11 s after a 10 s lease
@@ -58,10 +58,17 @@ XSWATCH_STOP = f"kill -- -$(cat {STATE}/xswatch.pid 2>/dev/null) 2>/dev/null; rm
 USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 
 
-class XenHost(Attempts, Host):
+class XenHost(Attempts, Observation, Host):
     roles = ("netback", "blkback", *daemons.ROLES, daemons.DEVICE_MODEL)
     attackers = ("netback", "blkback", daemons.DEVICE_MODEL)  # (harness/isolation.py)
-    capabilities = frozenset({"kill", "pause", "cap", "memory", "link-down", "disk-error", "xenstore-storm"})
+    capabilities = frozenset({"kill", "pause", "cap", "memory", "link-down", "disk-error", "xenstore-storm", "flood"})
+    cpu_accounting = True  # credit2's cap for a topology's cpu_pct (harness/xen/plan.py), xl list's CPU time
+    # Under TCG the lab's two CPUs are busy with 4 guests at the 250 ms cadence alone (dom0 ≈ 98 %
+    # of one, each domain ≈ 20 %): the claims are measured at a 1 s cadence, each domain at half a
+    # CPU (at a quarter and 250 ms, dom0 did not reach a steady state; uncapped, no flood moved the
+    # others' p99: the noisy guest's own emulated CPU, not its backend, limited the flood)
+    claims = ClaimBudget(qos_cpu_pct=50, qos_cadence_factor=4, qos_window_ops=60, scale_cpu_pct=50,
+                         scale_cadence_factor=4, scale_steps=(2, 4, 6), scale_window_cadences=60)
     # Real Xen under TCG is slow: a driver domain came back 19–29 s after its crash here, and a
     # monolithic host crash took 68–106 s until dom0 answered again.
     defaults: Mapping[str, str] = {"windsor_cadence_ms": "250", "windsor_impact_threshold_ms": "1000",
@@ -213,7 +220,7 @@ class XenHost(Attempts, Host):
         if not self.remote.answers():
             raise HostError(f"{self.spec.url}: the control domain does not answer")
         self.repair()
-        self.topology, self.plan = topology, make_plan(topology, guests, cadence)
+        self.topology, self.plan = topology.bind(tuple(g.name for g in guests)), make_plan(topology, guests, cadence)
         if self.entry is not None:
             self.entry.check_topology(self.plan.services)
         self.guest_names = tuple(g.name for g in guests)
@@ -227,7 +234,7 @@ class XenHost(Attempts, Host):
                  ", ".join(self.plan.services) or "backends in dom0", len(guests))
         topo = tool("windsor-topo")
         self.remote.check(f"{topo} down >/dev/null 2>&1; rm -rf {STATE}/auto {STATE}/service {STATE}/attach "
-                          f"{STATE}/gateway", timeout=60)
+                          f"{STATE}/gateway {STATE}/dom0-cap", timeout=60)
         self.remote.write_files(STATE, self.plan.files)
         # every split-driver state change from now on (harness/lab/files/windsor-xswatch), in its own session
         self.remote.check(f"{XSWATCH_STOP}; : >{STATE}/xs-states.log; setsid nohup {tool('windsor-xswatch')} "
@@ -405,30 +412,6 @@ class XenHost(Attempts, Host):
             return Health(ready.ok, float(ready.out) if ready.ok else None)
         except HostError:
             return Health(False)
-
-    # -- observation ----------------------------------------------------------------------------
-    def progress(self) -> Mapping[Pair, list[float]]:
-        try:
-            res = self.remote.host.run(f"timeout 20 sh -c {q(self.records.command())}")
-            self.records.feed(res.stdout_bytes)
-        except Exception as exc:  # a host that is down (rebooting) shows no progress
-            log.debug("%s: no records this time: %s", self.spec.url, exc)
-        return self.records.times
-
-    def device_states(self) -> list[DeviceState]:
-        done = self.remote.run(f"cat {STATE}/xs-states.log", timeout=30)
-        return DeviceState.parse(done.out) if done.ok else []
-
-    def acked_writes_lost(self) -> int:
-        lost = 0
-        for guest in sorted(self.records.acked):
-            out = self.remote.check(f"grep -a -o 'W [0-9]*' {q(f'{STATE}/disks/{guest}.img')} || true", timeout=60)
-            on_disk = [int(w.split()[1]) for w in out.splitlines() if len(w.split()) == 2]
-            missing = self.records.lost(guest, on_disk, DISK_SLOTS)
-            if missing:
-                log.warning("%s: %s lost %d acknowledged writes", self.spec.url, guest, missing)
-            lost += missing
-        return lost
 
     def host_reboots(self) -> int:
         now_id = self.current_boot_id()

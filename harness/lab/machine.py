@@ -19,6 +19,7 @@ same QEMU took 82-154 s to unpack dom0's initramfs (5.7 s on a first boot).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -63,11 +64,22 @@ class LabState:
     keep: bool = False  # stays up after the sessions that use it end, until idle_s without one
     idle_s: float = IDLE_S
     argv: tuple[str, ...] = ()  # QEMU's command line: the watchdog runs it again when the host resets
+    sources: str = ""  # what its images were built from (`sources_digest`)
 
     @property
     def url(self) -> str:
         """The lab's dom0 as a plain Xen host URL (what a bare-metal runner is)."""
         return f"xen+ssh://root@127.0.0.1:{self.port}"
+
+
+def sources_digest() -> str:
+    """A digest of what the lab's images are built from (harness/lab/files: the inits, wrec.c...):
+    a lab booted from other sources runs other guests than this harness expects."""
+    digest = hashlib.sha256()
+    files = Path(__file__).parent / "files"
+    for path in sorted(files.iterdir()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 class Lab:
@@ -123,6 +135,10 @@ class Lab:
             if running.dom0 != self.dom0:
                 raise HostError(f"lab: the {running.dom0} lab is running (pid {running.pid}); two do not fit here: "
                                 "windsor lab down first")
+            if running.dom0 == "windsor" and running.sources not in ("", sources_digest()):
+                raise HostError(f"lab: the running lab (pid {running.pid}) was built from other sources than "
+                                "harness/lab/files now (its guests would run other tools): windsor lab down, then "
+                                "run again")
             register(self.root)
             if keep and not (running.keep and running.idle_s == idle_s):
                 running = replace(running, keep=True, idle_s=idle_s)
@@ -180,7 +196,7 @@ class Lab:
         if not wait_until("dom0 ready on the serial console", self._booted, BOOT_TIMEOUT_S):
             self._stop(pid)
             raise HostError(f"lab: dom0 not ready within {BOOT_TIMEOUT_S:.0f}s; console in {self.serial}")
-        state = LabState(pid, port, started, time.time() - started, argv=tuple(argv))
+        state = LabState(pid, port, started, time.time() - started, argv=tuple(argv), sources=sources_digest())
         self._save(state)
         if not wait_until("ssh into dom0", lambda: self.ssh("true", 15).returncode == 0, 60):
             self.down()

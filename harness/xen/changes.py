@@ -45,13 +45,17 @@ def commands(change: Change, remote: Remote, domains: Callable[[], dict[str, str
         return link_down(change, domains())
     if change.kind == "disk-error":
         return disk_error(change, domains())
-    if change.kind == "xenstore-storm":  # the guest's wrec storms while its data/windsor-storm is there
+    if change.kind in ("xenstore-storm", "flood"):
+        # the guest's wrec storms while its data/windsor-storm is there, floods the device its
+        # data/windsor-flood names while that is there (harness/lab/files/wrec.c)
         doms = domains()
         if change.guest not in doms:
-            raise HostError(f"xenstore-storm: guest {change.guest!r} is not running")
+            raise HostError(f"{change.kind}: guest {change.guest!r} is not running")
         guest = doms[change.guest]
-        node = f"/local/domain/{guest}/data/windsor-storm"
-        return f"xenstore-rm {node} 2>/dev/null; true", f"xenstore-write {node} 1 && xenstore-chmod {node} n{guest}"
+        node, value = ((f"/local/domain/{guest}/data/windsor-storm", "1") if change.kind == "xenstore-storm" else
+                       (f"/local/domain/{guest}/data/windsor-flood", q(change.args["device"])))
+        undo = f"xenstore-rm {node} 2>/dev/null; true"
+        return undo, f"xenstore-write {node} {value} && xenstore-chmod {node} n{guest}"
     raise HostError(f"Xen hosts cannot apply {change.describe()}")
 
 

@@ -41,3 +41,18 @@ def daemon_entities(remote: Remote, hvm: tuple[str, ...] = ()) -> list[Entity]:
     names = {name for name, _ in asks}
     return [Entity(f"dom0/{w[0]}", w[1]) for w in map(str.split, done.out.splitlines())
             if len(w) == 4 and w[0] in names]
+
+
+def cpu_seconds(remote: Remote, names: tuple[str, ...]) -> dict[str, float]:
+    """The CPU seconds each of the domains `names` ran so far (xl list's Time(s), all its vCPUs);
+    dom0 is ``dom0``. A domain not running is left out."""
+    wanted = {"Domain-0" if n == "dom0" else n: n for n in names}
+    got: dict[str, float] = {}
+    for line in remote.check("xl list", timeout=30).splitlines()[1:]:
+        words = line.split()
+        if len(words) >= 6 and words[0] in wanted:
+            try:
+                got[wanted[words[0]]] = float(words[-1])
+            except ValueError:
+                continue
+    return got

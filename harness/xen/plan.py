@@ -20,7 +20,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from harness.errors import HostError
 from harness.model import KERNEL_ROLES, GuestSpec
 from harness.topology import Topology
 from harness.xen.payload import IMAGES, SCRIPTS, STATE
@@ -93,35 +92,47 @@ def ip_of(guest: GuestSpec) -> str:
     return f"{SUBNET}.{10 + guest.index}"
 
 
+def uses(g: GuestSpec, role: str) -> bool:
+    return (g.net and role == "netback") or (g.disk and role == "blkback")
+
+
 def make_plan(topology: Topology, guests: Sequence[GuestSpec], cadence_s: float) -> Plan:
-    if topology.shards or topology.cpu_pct != 100:
-        raise HostError(f"topology {topology.name}: Xen hosts do not build sharded driver domains or "
-                        "give domains a CPU budget (cpu_pct) yet; sim:// does")
+    """The driver domains (a sharded one as one domain per shard that serves a guest using it),
+    then the guests. With a CPU budget (`Topology.cpu_pct` < 100) every driver domain gets credit2's
+    ``cap`` in its xl.cfg (kept across its restarts), and dom0 the same cap (the file
+    ``dom0-cap``: windsor-topo sets it when the topology is up and lifts it when it goes down)."""
+    bound = topology.bind(tuple(g.name for g in guests))
     services: dict[str, list[str]] = {}
-    for role in sorted(KERNEL_ROLES):
-        domain = topology.domain_of(role)
-        if domain != "dom0":
-            services.setdefault(domain, []).append(role)
-    netback = topology.domain_of("netback")
-    blkback = topology.domain_of("blkback")
-    disk_guests = [g for g in guests if g.disk]
-    dd_disk = {g.name: f"xvd{chr(ord('b') + i)}" for i, g in enumerate(disk_guests)}
+    for name, placed, served in bound.domains():
+        kernel = [r for r in placed if r in KERNEL_ROLES]
+        users = [g for g in guests if served is None or g.name in served]
+        if kernel and (served is None or any(uses(g, r) for g in users for r in kernel)):
+            services[name] = kernel
+    netback = {g.name: bound.domain_of("netback", g.name) for g in guests}
+    blkback = {g.name: bound.domain_of("blkback", g.name) for g in guests}
     files: dict[str, str] = {}
+    cap = {"cap": topology.cpu_pct} if topology.cpu_pct < 100 else {}
+    if cap:
+        files["dom0-cap"] = f"{topology.cpu_pct}\n"
     for n, (name, roles) in enumerate(sorted(services.items())):
         kinds = ",".join(BACKEND_KIND[r] for r in roles)
-        disks = [f"{STATE}/disks/{g.name}.img,raw,{dd_disk[g.name]},w"
-                 for g in disk_guests if "blkback" in roles]
+        mine = [g for g in guests if g.disk and blkback[g.name] == name] if "blkback" in roles else []
+        disks = [f"{STATE}/disks/{g.name}.img,raw,xvd{chr(ord('b') + i)},w" for i, g in enumerate(mine)]
         files[f"auto/{10 + n:02d}-{name}.cfg"] = cfg(
             name=name, type="pv", kernel=f"{IMAGES}/vmlinux", ramdisk=f"{IMAGES}/dd.cpio",
             extra=f"console=hvc0 rdinit=/init quiet windsor.roles={kinds} "
-                  f"windsor.disks={','.join(g.name for g in disk_guests if 'blkback' in roles) or '-'} "
-                  f"windsor.gw={SUBNET}.1"
+                  f"windsor.disks={','.join(g.name for g in mine) or '-'} windsor.gw={SUBNET}.1"
                   + (" windsor.debug=1" if os.environ.get("WINDSOR_LAB_DEBUG") else ""),
-            memory=DD_MEMORY_MB, vcpus=1, driver_domain=1, on_crash="restart", disk=disks,
+            memory=DD_MEMORY_MB, vcpus=1, driver_domain=1, on_crash="restart", disk=disks, **cap,
         )
         files[f"service/{name}"] = " ".join(roles) + "\n"
     net = [g for g in guests if g.net]
-    peer = {g.name: ip_of(net[(i + 1) % len(net)]) if len(net) > 1 else f"{SUBNET}.1" for i, g in enumerate(net)}
+    # a guest's echo peer is the next guest on the same bridge: across driver domains' bridges (a
+    # sharded netback) there is no link, so a guest whose next one is elsewhere pings its bridge
+    peer = {}
+    for i, g in enumerate(net):
+        nxt = net[(i + 1) % len(net)]
+        peer[g.name] = ip_of(nxt) if nxt is not g and netback[nxt.name] == netback[g.name] else f"{SUBNET}.1"
     for g in guests:
         extra = f"console=hvc0 rdinit=/init quiet windsor.cadence={round(cadence_s * 1000)}"
         items: dict[str, object] = {}
@@ -129,18 +140,18 @@ def make_plan(topology: Topology, guests: Sequence[GuestSpec], cadence_s: float)
         if g.net:
             extra += f" windsor.ip={ip_of(g)} windsor.peer={peer[g.name]}"
             spec = f"bridge={BRIDGE},mac={g.mac},script={SCRIPTS}/windsor-vif" + (
-                f",backend={netback}" if netback != "dom0" else "")
+                f",backend={netback[g.name]}" if netback[g.name] != "dom0" else "")
             items["vif"] = [spec]
-            attach.append(f"net {netback} {spec}")
+            attach.append(f"net {netback[g.name]} {spec}")
         if g.disk:
             extra += " windsor.disk=1"
-            if blkback != "dom0":
-                spec = (f"format=raw,access=rw,backend={blkback},script={SCRIPTS}/windsor-block,"
+            if blkback[g.name] != "dom0":
+                spec = (f"format=raw,access=rw,backend={blkback[g.name]},script={SCRIPTS}/windsor-block,"
                         f"target=/dev/mapper/windsor-{g.name}")  # over its xvdX: dd-init.sh
             else:
                 spec = f"format=raw,access=rw,target={STATE}/disks/{g.name}.dev"  # windsor-topo's disks_up
             items["disk"] = [f"vdev=xvda,{spec}"]
-            attach.append(f"disk {blkback} {spec}")
+            attach.append(f"disk {blkback[g.name]} {spec}")
         if g.hvm:
             if g.net or g.disk:  # XenHost.adapt: PV devices beside emulated ones are not wired here yet
                 raise ValueError(f"{g.name}: an HVM guest here has its emulated disk only, not net or disk")
@@ -150,6 +161,6 @@ def make_plan(topology: Topology, guests: Sequence[GuestSpec], cadence_s: float)
                       "memory": GUEST_MEMORY_MB}
         files[f"auto/{50 + g.index:02d}-{g.name}.cfg"] = cfg(name=g.name, vcpus=1, on_crash="destroy", **items)
         files[f"attach/{g.name}"] = "".join(line + "\n" for line in attach)
-    if netback == "dom0" and net:
+    if any(netback[g.name] == "dom0" for g in net):
         files["gateway"] = f"{SUBNET}.1\n"  # windsor-topo puts it on dom0's windsor0
     return Plan(files, {k: tuple(v) for k, v in services.items()})

@@ -1,9 +1,12 @@
 """The guests' workload records, read from their console logs in the control domain (copied from
-each guest's console pty by windsor-console, harness/lab/files/): lines carrying ``WREC <unix s.ns> <device> <seq>``
-(harness/lab/files/wrec.c). One remote command per poll returns every guest's new bytes."""
+each guest's console pty by windsor-console, harness/lab/files/): lines carrying
+``WREC <unix s.ns> <device> <seq> [<latency s>]`` (harness/lab/files/wrec.c); a flood record
+(``DEVICE-flood``) stands for SEQ requests, each kept as one time, as on sim:// where each flood
+request is a record. One remote command per poll returns every guest's new bytes."""
 
 from __future__ import annotations
 
+import bisect
 import re
 import shlex
 from collections.abc import Iterable
@@ -74,6 +77,10 @@ class Records:
             if device == "boot":
                 continue
             times = self.times.setdefault((guest, device), [])
+            if device.endswith("-flood"):  # wrec's flood workers: SEQ requests done since their last record
+                at = bisect.bisect_right(times, t)
+                times[at:at] = [t] * seq
+                continue
             if not times or t >= times[-1]:
                 times.append(t)
                 if m[4]:

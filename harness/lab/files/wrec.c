@@ -28,6 +28,12 @@
  *                                  records "xs-write" every 100 writes. Every 0.5 s it reads the node
  *                                  again: once it is gone, it removes its watches and nodes. It
  *                                  talks xenstore's wire protocol on /dev/xen/xenbus.
+ *   wrec flood POLL_MS PEER_IP     the noisy neighbour, on demand: while its data/windsor-flood names
+ *                                  a device (dom0 writes it: the harness's change flood), that
+ *                                  device's requests back to back, 32 in flight: "disk" O_DIRECT
+ *                                  reads of the newest disk, "net" ICMP echoes to PEER_IP (its
+ *                                  network backend's address); a record "DEVICE-flood N" every
+ *                                  100 ms, N the requests completed since the one before
  *   wrec probe PERIOD_MS           the xenstore probe, forever: every PERIOD_MS a write of its own
  *                                  data/probe and a read back; each round trip a record "xs".
  *   wrec pump                      copy stdin (the FIFO every workload writes its records to) to
@@ -38,7 +44,9 @@
  *                                  times they were made. (`wrec beat console` writes to hvc0 itself:
  *                                  the console's own records stop while it is down.)
  *
- * A record is "WREC <unix seconds.nanoseconds> <device> <seq>" on stdout (the guest's console).
+ * A record is "WREC <unix seconds.nanoseconds> <device> <seq>" on stdout (the guest's console);
+ * a disk, emul or net operation's record adds its latency in seconds (the write, its flush and the
+ * read back, timed in the child that makes them; an echo to its reply).
  * A PV guest's CLOCK_REALTIME comes from the wallclock Xen shares with every domain, so records
  * of different guests, and dom0's own clock, are comparable to well under a millisecond —
  * unlike xenconsoled's --timestamp, which has whole seconds. Workloads run in C, not in shell
@@ -56,6 +64,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -66,6 +75,14 @@ static void record(const char *device, unsigned long seq) {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     printf("WREC %lld.%09ld %s %lu\n", (long long)now.tv_sec, now.tv_nsec, device, seq);
+    fflush(stdout);
+}
+
+/* A record with the operation's latency (seconds): "WREC <time> <device> <seq> <latency>". */
+static void record_lat(const char *device, unsigned long seq, double seconds) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    printf("WREC %lld.%09ld %s %lu %.6f\n", (long long)now.tv_sec, now.tv_nsec, device, seq, seconds);
     fflush(stdout);
 }
 
@@ -126,6 +143,11 @@ static unsigned long highest_on_disk(const char *path, unsigned long slots) {
     return high;
 }
 
+/* How long the last write's I/O took (write, flush, read back), in seconds: the child sets it in
+ * memory it shares with its parent (fork and exec cost far more than the I/O under TCG, and are
+ * not the device's latency). */
+static double *io_seconds;
+
 /* One acknowledged write, in a child process (it may block forever on a dead backend). */
 static int write_block(const char *path, unsigned long seq, unsigned long slots) {
     void *out, *in;
@@ -135,8 +157,10 @@ static int write_block(const char *path, unsigned long seq, unsigned long slots)
         return 1;
     memset(out, 0, BLOCK);
     snprintf(out, BLOCK, "W %lu\n", seq);
+    double began = mono();
     if (pwrite(fd, out, BLOCK, at) != BLOCK || fdatasync(fd) || pread(fd, in, BLOCK, at) != BLOCK)
         return 1;
+    *io_seconds = mono() - began;
     return memcmp(out, in, BLOCK) != 0;
 }
 
@@ -145,6 +169,9 @@ static int disk(unsigned long slots, long timeout_ms, long period_ms, const char
     unsigned long seq = 0;
     int started = 0, status;
     pid_t stuck = 0;  /* a write that outlived its timeout: no new writes pile up behind it */
+    io_seconds = mmap(NULL, sizeof(*io_seconds), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (io_seconds == MAP_FAILED)
+        return 1;
     snprintf(eio, sizeof(eio), "%s-eio", name);
     for (;; sleep_ms(period_ms)) {
         if (fixed ? (snprintf(path, sizeof(path), "%s", fixed), access(path, W_OK)) : newest_disk(path, sizeof(path)))
@@ -164,6 +191,7 @@ static int disk(unsigned long slots, long timeout_ms, long period_ms, const char
             seq = highest_on_disk(path, slots);
             started = 1;
         }
+        *io_seconds = -1;
         pid_t pid = fork();
         if (pid == 0)
             _exit(write_block(path, seq, slots));
@@ -171,7 +199,7 @@ static int disk(unsigned long slots, long timeout_ms, long period_ms, const char
             continue;
         int rc = wait_for(pid, timeout_ms);
         if (rc == 0) {
-            record(name, seq++);
+            record_lat(name, seq++, *io_seconds);
         } else if (rc > 0) {
             record(eio, seq);  /* the write failed (an I/O error): seen, not acknowledged */
         } else if (rc < 0) {
@@ -227,7 +255,7 @@ static int net(const char *peer_ip, long period_ms, long timeout_ms, const char 
     for (unsigned long seq = 0, sent = 0;; sent++) {
         double start = mono();
         if (echo(fd, &peer, (unsigned short)sent, timeout_ms) == 0) {
-            record("net", seq++);
+            record_lat("net", seq++, mono() - start);
         } else if (mono() - hooked >= 1.0) {
             hooked = mono();
             if (system(hook) != 0)
@@ -245,6 +273,7 @@ enum { XS_READ = 2, XS_WATCH = 4, XS_UNWATCH = 5, XS_WRITE = 11, XS_RM = 13, XS_
 struct xs_head { unsigned int type, req_id, tx_id, len; };
 static int xs_fd = -1;
 static unsigned int xs_req = 1;
+static char xs_answer[4096];  /* the last answer's body (a read's value), NUL-terminated */
 
 static int read_full(int fd, void *buf, size_t len) {
     for (size_t got = 0; got < len;) {
@@ -270,8 +299,12 @@ static int xs(unsigned int type, const char *body, size_t len) {
         if (read_full(xs_fd, &answer, sizeof(answer)) != 0 || answer.len > sizeof(buf) ||
             read_full(xs_fd, buf, answer.len) != 0)
             return -1;
-        if (answer.type != XS_EVENT)
+        if (answer.type != XS_EVENT) {
+            size_t n = answer.len < sizeof(xs_answer) ? answer.len : sizeof(xs_answer) - 1;
+            memcpy(xs_answer, buf, n);
+            xs_answer[n] = 0;
             return answer.type == XS_ERROR ? -1 : 0;
+        }
     }
 }
 
@@ -324,6 +357,112 @@ static int storm(long poll_ms) {
             xs(XS_UNWATCH, body, two(body, sizeof(body), "data/storm", token, 1));
         }
         xs(XS_RM, "data/storm", sizeof("data/storm"));
+    }
+}
+
+/* One flood worker, until killed: the device's requests back to back, a record "DEVICE-flood N"
+ * every 100 ms, N the requests completed since the one before. disk: O_DIRECT reads of 4 KiB at
+ * random places of the newest disk (reads: the workload's blocks are never touched); net: ICMP
+ * echoes to PEER_IP, up to FLOOD_DEPTH in flight, replies counted. */
+#define FLOOD_DEPTH 32
+static void flood_worker(const char *device, const char *peer_ip) {
+    char name[32];
+    unsigned long done = 0;
+    double last = mono();
+    snprintf(name, sizeof(name), "%s-flood", device);
+    srand((unsigned)getpid());
+    if (strcmp(device, "disk") == 0) {
+        char path[80];
+        void *buf;
+        if (newest_disk(path, sizeof(path)) || posix_memalign(&buf, 4096, 4096))
+            _exit(1);
+        int fd = open(path, O_RDONLY | O_DIRECT);
+        off_t blocks = fd < 0 ? 0 : lseek(fd, 0, SEEK_END) / 4096;
+        if (blocks <= 0)
+            _exit(1);
+        for (;;) {
+            if (pread(fd, buf, 4096, (off_t)(rand() % blocks) * 4096) == 4096)
+                done++;
+            if (mono() - last >= 0.1) {
+                record(name, done);
+                done = 0;
+                last = mono();
+            }
+        }
+    }
+    struct sockaddr_in peer = {.sin_family = AF_INET};
+    int fd = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+    if (fd < 0 || inet_pton(AF_INET, peer_ip, &peer.sin_addr) != 1)
+        _exit(1);
+    unsigned short id = (unsigned short)getpid(), seq = 0;
+    for (int out = 0;;) {
+        for (; out < FLOOD_DEPTH; out++) {
+            struct icmphdr req = {.type = ICMP_ECHO};
+            req.un.echo.id = htons(id);
+            req.un.echo.sequence = htons(seq++);
+            req.checksum = checksum(&req, sizeof(req));
+            sendto(fd, &req, sizeof(req), MSG_DONTWAIT, (struct sockaddr *)&peer, sizeof(peer));
+        }
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0) {
+            out = 0;  /* lost in flight: send a new ring's worth */
+        } else {
+            char buf[1500];
+            ssize_t n;
+            while ((n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+                struct iphdr *ip = (struct iphdr *)buf;
+                if (n < ip->ihl * 4 + (ssize_t)sizeof(struct icmphdr))
+                    continue;
+                struct icmphdr *rep = (struct icmphdr *)(buf + ip->ihl * 4);
+                if (rep->type == ICMP_ECHOREPLY && rep->un.echo.id == htons(id) && out > 0) {
+                    out--;
+                    done++;
+                }
+            }
+        }
+        if (mono() - last >= 0.1) {
+            record(name, done);
+            done = 0;
+            last = mono();
+        }
+    }
+}
+
+/* The noisy neighbour, on demand: every POLL_MS it reads its own data/windsor-flood; while that
+ * node names a device (dom0 writes it: the harness's change flood) it runs flood workers on it
+ * ("disk": FLOOD_DEPTH readers, one request in flight each; "net": one worker with FLOOD_DEPTH
+ * echoes in flight to PEER_IP, its network backend's own address). Once the node is gone, or
+ * names another device, the workers are killed. */
+static int flood(long poll_ms, const char *peer_ip) {
+    static const char ask[] = "data/windsor-flood";
+    pid_t workers[FLOOD_DEPTH];
+    int running = 0;
+    char device[16] = "";
+    xs_fd = open("/dev/xen/xenbus", O_RDWR);
+    if (xs_fd < 0) {
+        perror("wrec flood: /dev/xen/xenbus");
+        return 1;
+    }
+    for (;; sleep_ms(poll_ms)) {
+        const char *want = xs(XS_READ, ask, sizeof(ask)) == 0 ? xs_answer : "";
+        if (running && strcmp(want, device) != 0) {
+            for (int i = 0; i < running; i++)
+                kill(workers[i], SIGKILL);
+            for (int i = 0; i < running; i++)
+                waitpid(workers[i], NULL, 0);
+            running = 0;
+        }
+        if (running || (strcmp(want, "disk") != 0 && strcmp(want, "net") != 0))
+            continue;
+        strcpy(device, want);  /* "disk" or "net" */
+        for (int n = strcmp(device, "disk") == 0 ? FLOOD_DEPTH : 1; running < n; running++) {
+            pid_t pid = fork();
+            if (pid == 0)
+                flood_worker(device, peer_ip);
+            if (pid < 0)
+                break;
+            workers[running] = pid;
+        }
     }
 }
 
@@ -399,6 +538,8 @@ int main(int argc, char **argv) {
         return disk(strtoul(argv[2], NULL, 10), atol(argv[3]), atol(argv[4]), argv[5], argv[6]);
     if (argc == 3 && strcmp(argv[1], "storm") == 0)
         return storm(atol(argv[2]));
+    if (argc == 4 && strcmp(argv[1], "flood") == 0)
+        return flood(atol(argv[2]), argv[3]);
     if (argc == 3 && strcmp(argv[1], "probe") == 0)
         return probe(atol(argv[2]));
     if (argc == 2 && strcmp(argv[1], "pump") == 0)
@@ -420,6 +561,6 @@ int main(int argc, char **argv) {
         }
     }
     fprintf(stderr, "usage: wrec now | stamp DEVICE SEQ | beat DEVICE PERIOD_MS | "
-                    "net PEER_IP PERIOD_MS TIMEOUT_MS HOOK | disk SLOTS TIMEOUT_MS PERIOD_MS [PATH DEVICE] | storm POLL_MS | probe PERIOD_MS | pump\n");
+                    "net PEER_IP PERIOD_MS TIMEOUT_MS HOOK | disk SLOTS TIMEOUT_MS PERIOD_MS [PATH DEVICE] | storm POLL_MS | flood POLL_MS PEER_IP | probe PERIOD_MS | pump\n");
     return 2;
 }
