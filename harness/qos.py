@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from harness.change import FLOOD_DEVICES, Change
 from harness.errors import HostError, UsageError
 from harness.lease import Lease
-from harness.model import Pair, fleet, peers
+from harness.model import KERNEL_ROLES, ROLE_DEVICE, Pair, fleet, peers
 from harness.vocabulary import fmt
 from harness.waiting import wait_until
 
@@ -41,7 +41,7 @@ SETTLE_CADENCES = 5  # the flood is on within a cadence of its change; the loade
 FLOOD_SPEEDUP = 2.0  # the noisy guest's own rate, loaded over quiet, at least
 GOAL_RATIO = 2.0  # the claim: the others' p99 stays within 2× of quiet
 TOPOLOGIES = ("disaggregated", "per-tenant")  # each beside the run's baseline (monolithic)
-ROLE_OF = {"disk": "blkback", "net": "netback"}
+ROLE_OF = {ROLE_DEVICE[r]: r for r in KERNEL_ROLES}  # disk: blkback, net: netback
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def _measure(opts: RunOptions, topology_name: str, device: str) -> Noisy:
         quiet, quiet_n, quiet_end = _window(host, others, noisy, start, f"{topology.name} quiet", cadence_s)
         quiet_span = quiet_end - start
         # long enough for a slow loaded window; the host ends the flood itself if the harness does not
-        lease = Lease.new("flood", noisy[0], max(60.0, 4 * host.claims.qos_window_ops * cadence_s),
+        lease = Lease.new("flood", noisy[0], max(60.0, 4 * budget.qos_window_ops * cadence_s),
                           host.lease_margin_s)
         hit = host.apply(Change("flood", noisy[0], guest=noisy[0], args={"device": device}), lease)
         try:

@@ -20,7 +20,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from harness.model import KERNEL_ROLES, GuestSpec
+from harness.model import KERNEL_ROLES, ROLE_DEVICE, GuestSpec
 from harness.topology import Topology
 from harness.xen.payload import IMAGES, SCRIPTS, STATE
 
@@ -92,10 +92,6 @@ def ip_of(guest: GuestSpec) -> str:
     return f"{SUBNET}.{10 + guest.index}"
 
 
-def uses(g: GuestSpec, role: str) -> bool:
-    return (g.net and role == "netback") or (g.disk and role == "blkback")
-
-
 def make_plan(topology: Topology, guests: Sequence[GuestSpec], cadence_s: float) -> Plan:
     """The driver domains (a sharded one as one domain per shard that serves a guest using it),
     then the guests. With a CPU budget (`Topology.cpu_pct` < 100) every driver domain gets credit2's
@@ -105,8 +101,8 @@ def make_plan(topology: Topology, guests: Sequence[GuestSpec], cadence_s: float)
     services: dict[str, list[str]] = {}
     for name, placed, served in bound.domains():
         kernel = [r for r in placed if r in KERNEL_ROLES]
-        users = [g for g in guests if served is None or g.name in served]
-        if kernel and (served is None or any(uses(g, r) for g in users for r in kernel)):
+        if kernel and (served is None or any(ROLE_DEVICE[r] in g.devices for g in guests if g.name in served
+                                             for r in kernel)):
             services[name] = kernel
     netback = {g.name: bound.domain_of("netback", g.name) for g in guests}
     blkback = {g.name: bound.domain_of("blkback", g.name) for g in guests}

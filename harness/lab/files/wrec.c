@@ -365,6 +365,14 @@ static int storm(long poll_ms) {
  * random places of the newest disk (reads: the workload's blocks are never touched); net: ICMP
  * echoes to PEER_IP, up to FLOOD_DEPTH in flight, replies counted. */
 #define FLOOD_DEPTH 32
+static void tally(const char *name, unsigned long *done, double *last) {
+    if (mono() - *last >= 0.1) {
+        record(name, *done);
+        *done = 0;
+        *last = mono();
+    }
+}
+
 static void flood_worker(const char *device, const char *peer_ip) {
     char name[32];
     unsigned long done = 0;
@@ -383,11 +391,7 @@ static void flood_worker(const char *device, const char *peer_ip) {
         for (;;) {
             if (pread(fd, buf, 4096, (off_t)(rand() % blocks) * 4096) == 4096)
                 done++;
-            if (mono() - last >= 0.1) {
-                record(name, done);
-                done = 0;
-                last = mono();
-            }
+            tally(name, &done, &last);
         }
     }
     struct sockaddr_in peer = {.sin_family = AF_INET};
@@ -420,11 +424,7 @@ static void flood_worker(const char *device, const char *peer_ip) {
                 }
             }
         }
-        if (mono() - last >= 0.1) {
-            record(name, done);
-            done = 0;
-            last = mono();
-        }
+        tally(name, &done, &last);
     }
 }
 
