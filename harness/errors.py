@@ -11,3 +11,8 @@ class UsageError(HarnessError):
 
 class HostError(HarnessError):
     """The host did not do what was asked (did not boot, did not answer)."""
+
+
+class NotSteady(HostError):
+    """The guests did not all boot, or their devices did not all progress, within the host's
+    deadline: on a loaded host (harness/scale.py) this is saturation, elsewhere a failure."""

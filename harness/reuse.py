@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from harness.backend import get_host
 from harness.backend.base import Host
-from harness.errors import HarnessError, HostError
+from harness.errors import HarnessError, NotSteady
 from harness.model import GuestSpec, pairs
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ def booted(opts: RunOptions, topology: Topology, guests: Sequence[GuestSpec], ro
             log.info("booting %s on %s with %d guests", topology.name, opts.host, len(adapted))
             host.boot(topology, adapted, cadence_s, opts.seed)
         if not steady(host, pairs(adapted), host.steady_timeout_s):
-            raise HostError(f"no steady state within {host.steady_timeout_s:.0f}s on {topology.name}")
+            raise NotSteady(f"no steady state within {host.steady_timeout_s:.0f}s on {topology.name}")
         yield host, adapted
         clean = True
     finally:

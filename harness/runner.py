@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from harness import reuse
 from harness.backend.base import Host, Target
-from harness.errors import HarnessError, HostError, UsageError
+from harness.errors import HarnessError, HostError, NotSteady, UsageError
 from harness.fault import Blast, Fault, describe_params, get_fault
 from harness.metrics import PROBE, PROBES, TOOLSTACK, Metrics, Observation, PairImpact, compute, probe_late
 from harness.model import GuestSpec, Pair, check_role, fleet, pairs
@@ -206,7 +206,7 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
         booted = host.now()
         if not reused and not steady(host, all_pairs, host.steady_timeout_s):
             stuck = sorted(p for p in all_pairs if not progressing(host, frozenset({p}), booted, 3))
-            raise HostError(f"no steady state within {host.steady_timeout_s:.0f}s: not progressing {stuck}")
+            raise NotSteady(f"no steady state within {host.steady_timeout_s:.0f}s: not progressing {stuck}")
         t_steady = host.now()
         steady_timeout = host.steady_timeout_s
         ops = max(10, round(QUIET_WINDOW_S / opts.cadence_s))

@@ -20,7 +20,7 @@ import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from harness.errors import HostError
+from harness.errors import HostError, NotSteady
 from harness.model import fleet
 from harness.vocabulary import fmt
 from harness.waiting import wait_until
@@ -136,9 +136,7 @@ def _measure(opts: RunOptions, topology_name: str) -> Carried:
             # the services scaled: no device model (on Xen, PV guests only: an HVM boot is minutes of TCG)
             with reuse.booted(opts, topology, fleet(n, opts.seed), SERVICES, cadence_s) as (host, _):
                 step = Step(n, *measure_step(host, cadence_s))
-        except HostError as exc:
-            if "no steady state" not in str(exc):
-                raise
+        except NotSteady:
             step = Step(n, 0.0, "none", 0.0, steady=False)
         log.info("%s with %d guests: median rate %.0f%%, busiest %s at %.0f%% of its budget%s", topology.name, n,
                  step.median_rate * 100, step.busiest, step.busiest_share * 100,

@@ -59,6 +59,18 @@ def test_a_record_may_carry_its_latency() -> None:
     assert rec.latency[("g01", "disk")] == [(5.0, 0.0042)]
 
 
+def test_a_boot_record_says_the_guest_init_ran_and_is_no_operation() -> None:
+    """`boot` waits for every guest's boot record (an HVM boot under TCG takes minutes): it is
+    counted per guest, each boot again, and never taken for a device's progress."""
+    rec = Records(("g01", "g02"))
+    body = b"WREC 5.000000000 boot 0\nWREC 5.100000000 heartbeat 0\n"
+    rec.feed(answer("g01", len(body), body) + answer("g02", 0, b""))
+    assert rec.booted == {"g01": 1} and set(rec.times) == {("g01", "heartbeat")}
+    again = b"WREC 9.000000000 boot 0\n"
+    rec.feed(answer("g01", len(body) + len(again), again))
+    assert rec.booted == {"g01": 2}
+
+
 def test_lost_writes_are_counted_against_the_disk() -> None:
     rec = Records(("g01",))
     rec.acked["g01"] = {1, 2, 3, 4}

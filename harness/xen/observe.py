@@ -5,13 +5,15 @@ topology's budget, the split drivers' state changes and the acknowledged writes 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Protocol
 
 from harness.backend.base import DeviceState, HostSpec
-from harness.errors import HostError
+from harness.errors import HostError, NotSteady
 from harness.model import Pair
 from harness.topology import Topology
+from harness.waiting import wait_until
 from harness.xen import domains
 from harness.xen.payload import STATE
 from harness.xen.plan import Plan
@@ -20,6 +22,11 @@ from harness.xen.remote import Remote, q
 
 log = logging.getLogger("windsor.xen")
 DISK_SLOTS = 8192  # the disk workload's blocks (guest-init.sh: wrec disk 8192 ...)
+# From `xl create` returning to a guest's init under TCG: PV ≈ 15 s; HVM 38–64 s with nothing else
+# running, 120 s beside a topology booting (SeaBIOS's linuxboot.bin reads the kernel and initramfs
+# through fw_cfg's I/O port, each read a round trip to the device model), more in a loaded CI run
+BOOT_TIMEOUT_S = {False: 120.0, True: 420.0}
+BOOT_SHOWN_S = 30.0  # a line on the guests still booting this often
 
 
 class _Xen(Protocol):
@@ -33,6 +40,10 @@ class _Xen(Protocol):
     def plan(self) -> Plan | None: ...
     @property
     def topology(self) -> Topology | None: ...
+    @property
+    def guest_names(self) -> tuple[str, ...]: ...
+    @property
+    def hvm_names(self) -> tuple[str, ...]: ...
 
 
 class Observation:
@@ -45,6 +56,45 @@ class Observation:
         except Exception as exc:  # a host that is down (rebooting) shows no progress
             log.debug("%s: no records this time: %s", self.spec.url, exc)
         return self.records.times
+
+    def wait_booted(self: _Xen) -> None:
+        """Until every guest's init has run (its boot record), or HostError naming the guests that
+        did not, with what Xen says of their domains (a changed id: xl restarted it)."""
+        timeout = BOOT_TIMEOUT_S[bool(self.hvm_names)]
+        created = domains.listed(self.remote, self.spec.url)
+        shown = time.monotonic()
+
+        def booting() -> list[str]:
+            Observation.progress(self)
+            return [g for g in self.guest_names if not self.records.booted.get(g)]
+
+        def booted() -> bool:
+            nonlocal shown
+            left = booting()
+            if left and time.monotonic() - shown >= BOOT_SHOWN_S:
+                shown = time.monotonic()
+                log.info("%s: still booting: %s", self.spec.url, Observation._domains(self, left, created))
+            return not left
+
+        if not wait_until(f"every guest's init on {self.spec.url} (HVM under TCG: minutes)", booted, timeout,
+                          interval=2.0):
+            raise NotSteady(f"{self.spec.url}: not booted within {timeout:.0f}s: "
+                            f"{Observation._domains(self, booting(), created)}")
+
+    def _domains(self: _Xen, names: list[str], created: Mapping[str, str]) -> str:
+        """`names` as Xen runs them: kind, domain id (and the one created), state, CPU seconds."""
+        rows = {w[0]: w for w in map(str.split, self.remote.run("xl list", timeout=30).out.splitlines()[1:])
+                if len(w) >= 6}
+        said = []
+        for g in names:
+            kind = "HVM" if g in self.hvm_names else "PV"
+            row = rows.get(g)
+            if row is None:
+                said.append(f"{g} ({kind}, no domain)")
+                continue
+            again = f", created as {created[g]}: xl restarted it" if created.get(g, row[1]) != row[1] else ""
+            said.append(f"{g} ({kind}, domain {row[1]}{again}, state {row[4]}, {row[5]} s of CPU)")
+        return "; ".join(said)
 
     def latencies(self: _Xen) -> Mapping[Pair, list[tuple[float, float]]]:
         Observation.progress(self)

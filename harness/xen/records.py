@@ -24,7 +24,8 @@ MARK = "@@WINDSOR-LOG@@"
 
 @dataclass
 class Records:
-    """Every guest's records so far, by (guest, device); `acked[guest]` the disk writes."""
+    """Every guest's records so far, by (guest, device); `acked[guest]` the disk writes;
+    `booted[guest]` how often its init started."""
 
     guests: tuple[str, ...]
     offsets: dict[str, int] = field(default_factory=dict)
@@ -32,6 +33,7 @@ class Records:
     times: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     acked: dict[str, set[int]] = field(default_factory=dict)
     latency: dict[tuple[str, str], list[tuple[float, float]]] = field(default_factory=dict)
+    booted: dict[str, int] = field(default_factory=dict)  # guest → its boot records (its init ran)
 
     def command(self) -> str:
         """A shell command printing, per guest, a mark line with the log's size, then the bytes
@@ -75,6 +77,7 @@ class Records:
                 continue
             t, device, seq = float(m[1]), m[2].decode(), int(m[3])
             if device == "boot":
+                self.booted[guest] = self.booted.get(guest, 0) + 1
                 continue
             times = self.times.setdefault((guest, device), [])
             if device.endswith("-flood"):  # wrec's flood workers: SEQ requests done since their last record

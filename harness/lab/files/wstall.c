@@ -11,7 +11,12 @@
  *   wstall list
  *
  * Prints the id of every domain Xen runs (not dying), one per line: from the hypervisor, so it
- * answers when xenstored is gone and `xl list` would hang. */
+ * answers when xenstored is gone and `xl list` would hang.
+ *
+ *   wstall crashed
+ *
+ * The same, of the domains that crashed and are still there (nobody restarted or destroyed
+ * them): one libxenctrl call, where `xl list` costs a TCG dom0 about 0.6 s of CPU. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +31,7 @@ static void stamp(const char *what) {
     fflush(stdout);
 }
 
-static int list(void) {
+static int list(int crashed_only) {
     static xc_domaininfo_t info[1024];
     xc_interface *xch = xc_interface_open(NULL, NULL, 0);
     int n = xch ? xc_domain_getinfolist(xch, 0, 1024, info) : -1;
@@ -35,16 +40,19 @@ static int list(void) {
         return 1;
     }
     for (int i = 0; i < n; i++)
-        if (!(info[i].flags & XEN_DOMINF_dying))
+        if (!(info[i].flags & XEN_DOMINF_dying) &&
+            (!crashed_only || ((info[i].flags & XEN_DOMINF_shutdown) &&
+                               ((info[i].flags >> XEN_DOMINF_shutdownshift) & XEN_DOMINF_shutdownmask) ==
+                                   SHUTDOWN_crash)))
             printf("%u\n", info[i].domain);
     return 0;
 }
 
 int main(int argc, char **argv) {
-    if (argc == 2 && strcmp(argv[1], "list") == 0)
-        return list();
+    if (argc == 2 && (strcmp(argv[1], "list") == 0 || strcmp(argv[1], "crashed") == 0))
+        return list(strcmp(argv[1], "crashed") == 0);
     if (argc != 4) {
-        fprintf(stderr, "usage: wstall DOMID CAP_PERCENT LEASE_MS | wstall list\n");
+        fprintf(stderr, "usage: wstall DOMID CAP_PERCENT LEASE_MS | wstall list | wstall crashed\n");
         return 2;
     }
     uint32_t domid = (uint32_t)strtoul(argv[1], NULL, 10);
