@@ -43,16 +43,19 @@ def daemon_entities(remote: Remote, hvm: tuple[str, ...] = ()) -> list[Entity]:
             if len(w) == 4 and w[0] in names]
 
 
-def cpu_seconds(remote: Remote, names: tuple[str, ...]) -> dict[str, float]:
-    """The CPU seconds each of the domains `names` ran so far (xl list's Time(s), all its vCPUs);
-    dom0 is ``dom0``. A domain not running is left out."""
-    wanted = {"Domain-0" if n == "dom0" else n: n for n in names}
-    got: dict[str, float] = {}
+def xl_list(remote: Remote) -> dict[str, tuple[str, str, float]]:
+    """`xl list`: name → (domid, state, CPU seconds so far, all its vCPUs); dom0 is ``dom0``."""
+    rows: dict[str, tuple[str, str, float]] = {}
     for line in remote.check("xl list", timeout=30).splitlines()[1:]:
         words = line.split()
-        if len(words) >= 6 and words[0] in wanted:
+        if len(words) >= 6:
             try:
-                got[wanted[words[0]]] = float(words[-1])
+                rows["dom0" if words[0] == "Domain-0" else words[0]] = (words[1], words[-2], float(words[-1]))
             except ValueError:
                 continue
-    return got
+    return rows
+
+
+def cpu_seconds(remote: Remote, names: tuple[str, ...]) -> dict[str, float]:
+    """The CPU seconds each of the domains `names` ran so far; a domain not running is left out."""
+    return {n: row[2] for n, row in xl_list(remote).items() if n in names}
