@@ -264,6 +264,9 @@ def run_case(scenario: Scenario, opts: RunOptions, topology_name: str, during: D
             wait_until(f"{ops} operations of every device after recovery, and {opts.watch_after_s:g}s after the fault",
                        lambda: host.now() >= watch_until and progressing(host, all_pairs, t_calm, ops),
                        steady_timeout + opts.watch_after_s)
+        else:  # never back: what the fault goes on doing within the watch is seen too (a guest frozen later)
+            wait_until(f"the watch, {opts.watch_after_s:g}s after the fault",
+                       lambda: host.now() >= watch_until, max(0.0, watch_until - host.now()) + 5.0, interval=0.5)
         t_end = host.now()
         after = {e.name: e.incarnation for e in host.entities()}
         progress = host.progress()

@@ -111,16 +111,25 @@ def test_a_killed_device_model_freezes_its_guest_whole_and_for_good(lab: Lab, tm
     stub image) killed: its guest is frozen, every device of it, and stays so (nothing in xl
     rebuilds a stub domain, and a new device model could not take over the guest's pending I/O
     request: the case fails with that finding); the PV guest beside it never notices. No baseline
-    here (QEMU in dom0 does the same to its guest: the nightly suite measures both)."""
+    here (QEMU in dom0 does the same to its guest: the nightly suite measures both).
+    The guest's vCPU freezes at its next access to an emulated device: at once when the kill
+    finds no disk command in flight; else when Linux's disk timeout (30 s a write, 60 s a flush)
+    sends its error handler to the AHCI registers (measured: 58 s after the kill; a 20 s watch
+    saw only the emulated disk stop, once in CI). Hence a watch of 75 s after the kill.
+    Once in 4 runs here, g01 instead went down whole (its last records 2 s before the kill, by
+    its clock) and xl's monitor booted it again (its ``on_reboot="restart"``, for the triple
+    faults of an HVM boot under TCG): it came back 86 s later as a new domain, never in place."""
     junit = tmp_path / "dm.xml"
     done = run(*pytest_argv("suites", "--host", "lab://", "--roles", "device-model", "--faults", "kill",
                             "--guests", "2", "--no-baseline", "--restart-budget", "5", "--recovery-budget", "5",
-                            f"--junitxml={junit}"), timeout=1200)
+                            "--watch-after", "75", f"--junitxml={junit}"), timeout=1200)
     assert done.returncode == 1 and "device-model never became healthy again" in done.stdout, done.stdout[-3000:]
     [case] = list(read_cases(str(junit)))
     props = case_props(case)
     assert props["target_domain"] == "g01-dm" and props["host_survived"] == "true", props
     # g01 whole (its emulated disk, its PV console, its heartbeat), g02 (PV, beside it) untouched
     assert props["impacted"] == "g01:console g01:emul g01:heartbeat" and props["escaped"] == "none", props
-    assert props["service_restart_s"] == "none" and props["guest_recovery_s"] == "none", props
-    assert props["disturbed"] == "none" and props["acked_writes_lost"] == "0", props
+    assert props["service_restart_s"] == "none" and props["acked_writes_lost"] == "0", props
+    # frozen for good, or (a triple fault) booted again by xl: never back in place
+    assert ((props["guest_recovery_s"], props["disturbed"]) == ("none", "none")
+            or (props["guest_recovery_s"] != "none" and props["disturbed"] == "g01")), props

@@ -34,9 +34,12 @@ def commands(change: Change, remote: Remote, domains: Callable[[], dict[str, str
     gone = f"xl domid {dom} >/dev/null 2>&1 || exit 0; "
     if change.kind == "pause":
         return gone + f"xl unpause {dom}", f"xl pause {dom}"
-    if change.kind == "cap":
+    if change.kind == "cap":  # undone to the cap it had (a topology's CPU budget, harness/xen/plan.py), not to none
         cap = int(change.args["cap_pct"])
-        return gone + f"xl sched-credit2 -d {dom} -c 0", f"xl sched-credit2 -d {dom} -c {cap}"
+        had = remote.check(f"xl sched-credit2 -d {dom} | awk 'NR == 2 {{ print $4 }}'", timeout=30).strip()
+        if not had.isdigit():
+            raise HostError(f"cap: no credit2 cap to read for {change.domain!r} (is it running, under credit2?)")
+        return gone + f"xl sched-credit2 -d {dom} -c {had}", f"xl sched-credit2 -d {dom} -c {cap}"
     if change.kind == "memory":  # the domain's balloon driver gives memory back to Xen, down to the target
         pct = int(change.args["memory_pct"])
         have = int(remote.check(f"xl list {dom} | awk 'NR == 2 {{ print $3 }}'", timeout=30).strip())
