@@ -31,6 +31,7 @@ from harness.backend import get_host
 from harness.backend.base import Host
 from harness.errors import HarnessError, NotSteady
 from harness.model import GuestSpec, pairs
+from harness.signals import critical
 
 if TYPE_CHECKING:
     from harness.scenario import RunOptions
@@ -75,8 +76,11 @@ def give_back(host: Host, key: Hashable, clean: bool, allowed: bool) -> None:
 
 
 def discard(host: Host) -> None:
+    """Shut the host down, whole: an interrupt that comes meanwhile (CI cancelling a second time)
+    is held until the topology is down (every command of a shutdown has its deadline)."""
     try:
-        host.shutdown()
+        with critical():
+            host.shutdown()
     except (HarnessError, OSError) as exc:
         log.warning("%s: could not shut the host down: %s", host.spec.url, exc)
 

@@ -10,12 +10,14 @@ import psutil
 import pytest
 
 from harness import reuse
-from harness.backend.sim import SimHost
+from harness.backend.sim import MARKER, SimHost
 from harness.errors import HarnessError
 from harness.lease import Lease
 from harness.runner import FaultContext, run_case
 from harness.scenario import RunOptions, Scenario
+from harness.signals import Terminated, install_termination_handlers
 from harness.sim import paths
+from helpers import sim_processes
 
 OPTS = RunOptions(guests=4)
 
@@ -103,3 +105,26 @@ def test_a_role_that_never_answers_again_is_never_reused() -> None:
     assert result.metrics.service_restart_s is None and result.metrics.guest_recovery_s is not None
     assert not reuse._kept, "a host whose role never answered again was kept"
     assert not run_case(Scenario("toolstack", "stall"), OPTS, "disaggregated").reused
+
+
+def test_a_terminate_during_teardown_waits_for_the_topology_to_go() -> None:
+    """SIGTERM while the kept host is being shut down (CI cancelling the job a second time): the
+    shutdown finishes first, then the signal stops the run; nothing of the host is left running."""
+    install_termination_handlers()  # as the harness's plugin does: SIGTERM raises Terminated
+    run_case(Scenario("netback", "stall"), OPTS, "disaggregated")
+    host = kept()
+    mine = lambda: [p for p in sim_processes() if p.environ().get(MARKER) == host.run_dir]  # noqa: E731
+    assert mine(), "the kept host runs no process: nothing to prove"
+    shutdown = host.shutdown
+
+    def cancelled_again() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # lands at the start of the teardown
+        shutdown()
+
+    host.shutdown = cancelled_again  # type: ignore[method-assign]
+    try:
+        with pytest.raises(Terminated):
+            reuse.close()
+        assert not mine(), "the teardown was cut short by the signal"
+    finally:
+        shutdown()

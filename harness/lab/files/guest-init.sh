@@ -23,11 +23,11 @@ exec >/records
 wrec beat console "$cadence" >/dev/console &
 wrec stamp boot 0
 wrec beat heartbeat "$cadence" &
-wrec storm 200 &  # a xenstore storm when dom0 asks (data/windsor-storm); idle otherwise
+wrec storm 1000 &  # a xenstore storm when dom0 asks (data/windsor-storm, watched; read every 1 s anyway)
 wrec probe "$cadence" &  # its xenstore round trips ("xs" records): how late they come
 # a noisy neighbour when dom0 asks (data/windsor-flood: disk, or net to its network backend, .1)
 ip=${w_ip:-0.0.0.1}
-wrec flood 200 "${ip%.*}.1" &
+wrec flood 1000 "${ip%.*}.1" &
 if [ -n "$w_disk" ]; then
     modprobe xen-blkfront
     wrec disk 8192 3000 "$cadence" &

@@ -19,8 +19,9 @@
  *   wrec disk SLOTS TIMEOUT_MS PERIOD_MS PATH DEVICE
  *                                  the same on the disk PATH (an HVM guest's emulated disk, which
  *                                  its device model serves), its records named DEVICE ("emul")
- *   wrec storm POLL_MS             the xenstore storm, on demand: every POLL_MS it reads its own
- *                                  data/windsor-storm; while that node is there (dom0 writes it:
+ *   wrec storm POLL_MS             the xenstore storm, on demand: it reads its own
+ *                                  data/windsor-storm when its watch on it fires, and every
+ *                                  POLL_MS in any case; while that node is there (dom0 writes it:
  *                                  the harness's change xenstore-storm), it writes data/storm/N
  *                                  (64 nodes in turn) as fast as xenstored answers, adds a watch
  *                                  on data/storm with every write (up to 1024: xenstored's quota
@@ -28,8 +29,9 @@
  *                                  records "xs-write" every 100 writes. Every 0.5 s it reads the node
  *                                  again: once it is gone, it removes its watches and nodes. It
  *                                  talks xenstore's wire protocol on /dev/xen/xenbus.
- *   wrec flood POLL_MS PEER_IP     the noisy neighbour, on demand: while its data/windsor-flood names
- *                                  a device (dom0 writes it: the harness's change flood), that
+ *   wrec flood POLL_MS PEER_IP     the noisy neighbour, on demand (woken as storm is): while its
+ *                                  data/windsor-flood names a device (dom0 writes it: the
+ *                                  harness's change flood), that
  *                                  device's requests back to back, 32 in flight: "disk" O_DIRECT
  *                                  reads of the newest disk, "net" ICMP echoes to PEER_IP (its
  *                                  network backend's address); a record "DEVICE-flood N" every
@@ -314,14 +316,39 @@ static size_t two(char *out, size_t size, const char *a, const char *b, int nul)
     return (size_t)n + (nul ? 1 : 0);
 }
 
+/* Watch NODE (relative to the domain's own path) on the connection: xenstored sends an event at
+ * once, and one at every change of it. */
+static int xs_watch(const char *node) {
+    char body[96];
+    return xs(XS_WATCH, body, two(body, sizeof(body), node, "asked", 1));
+}
+
+/* Until an event comes on the connection (a watch fired), `max_ms` at most; the event is dropped:
+ * the caller reads its node again. Nothing else is pending between requests (`xs` reads every
+ * answer, and drops the events that come before it). */
+static void xs_wait(long max_ms) {
+    struct pollfd p = {xs_fd, POLLIN, 0};
+    struct xs_head head;
+    char buf[4096];
+    if (poll(&p, 1, (int)max_ms) > 0 && read_full(xs_fd, &head, sizeof(head)) == 0 && head.len <= sizeof(buf))
+        read_full(xs_fd, buf, head.len);
+}
+
+/* The connection an on-demand workload waits on, its node `ask` watched. */
+static int xs_open(const char *who, const char *ask) {
+    xs_fd = open("/dev/xen/xenbus", O_RDWR);
+    if (xs_fd < 0 || xs_watch(ask) != 0) {
+        fprintf(stderr, "wrec %s: cannot watch %s on /dev/xen/xenbus: %s\n", who, ask, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static int storm(long poll_ms) {
     static const char ask[] = "data/windsor-storm";
-    xs_fd = open("/dev/xen/xenbus", O_RDWR);
-    if (xs_fd < 0) {
-        perror("wrec storm: /dev/xen/xenbus");
+    if (xs_open("storm", ask) != 0)
         return 1;
-    }
-    for (unsigned long n = 0;; sleep_ms(poll_ms)) {
+    for (unsigned long n = 0;; xs_wait(poll_ms)) {
         if (xs(XS_READ, ask, sizeof(ask)) != 0)
             continue;  /* not asked to storm */
         unsigned long watches = 0;
@@ -428,7 +455,8 @@ static void flood_worker(const char *device, const char *peer_ip) {
     }
 }
 
-/* The noisy neighbour, on demand: every POLL_MS it reads its own data/windsor-flood; while that
+/* The noisy neighbour, on demand: it reads its own data/windsor-flood when its watch on it fires
+ * (and every POLL_MS in any case); while that
  * node names a device (dom0 writes it: the harness's change flood) it runs flood workers on it
  * ("disk": FLOOD_DEPTH readers, one request in flight each; "net": one worker with FLOOD_DEPTH
  * echoes in flight to PEER_IP, its network backend's own address). Once the node is gone, or
@@ -438,12 +466,9 @@ static int flood(long poll_ms, const char *peer_ip) {
     pid_t workers[FLOOD_DEPTH];
     int running = 0;
     char device[16] = "";
-    xs_fd = open("/dev/xen/xenbus", O_RDWR);
-    if (xs_fd < 0) {
-        perror("wrec flood: /dev/xen/xenbus");
+    if (xs_open("flood", ask) != 0)
         return 1;
-    }
-    for (;; sleep_ms(poll_ms)) {
+    for (;; xs_wait(poll_ms)) {
         const char *want = xs(XS_READ, ask, sizeof(ask)) == 0 ? xs_answer : "";
         if (running && strcmp(want, device) != 0) {
             for (int i = 0; i < running; i++)
