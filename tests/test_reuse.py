@@ -8,6 +8,7 @@ import signal
 
 import psutil
 import pytest
+from helpers import sim_processes
 
 from harness import reuse
 from harness.backend.sim import MARKER, SimHost
@@ -17,7 +18,6 @@ from harness.runner import FaultContext, run_case
 from harness.scenario import RunOptions, Scenario
 from harness.signals import Terminated, install_termination_handlers
 from harness.sim import paths
-from helpers import sim_processes
 
 OPTS = RunOptions(guests=4)
 
